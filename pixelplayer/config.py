@@ -1,0 +1,63 @@
+"""Typed configuration: audio constants and model sizes.
+
+Sizes live in frozen dataclasses so a checkpoint can carry them as a plain dict
+(`dataclasses.asdict`) and rebuild the exact network without pickling classes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+# Audio front end of The Sound of Pixels (reference code): 11025 Hz mono,
+# STFT n_fft 1022 / hop 256 -> 512 frequency bins, log-frequency warp to 256 rows.
+SAMPLE_RATE = 11025
+N_FFT = 1022
+HOP = 256
+N_BINS = N_FFT // 2 + 1  # 512
+N_WARPED = 256
+# The reference trains on 65535-sample windows (~5.94 s) -> 256 STFT frames.
+TRAIN_SAMPLES = 65535
+FRAME_SIZE = 224  # video frames fed to the frame net are 224x224
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes. The defaults are the paper's / reference code's full-size model.
+
+    frame_width: channels of the first ResNet-18 stage (64 = torchvision ResNet-18).
+    audio_ngf: channels of the U-Net's first level (64 in the reference).
+    audio_depth: U-Net levels (7 in the reference); T must be a multiple of 2**depth.
+    k: number of sound / pixel feature channels K (32 in the reference).
+    """
+
+    k: int = 32
+    frame_width: int = 64
+    audio_ngf: int = 64
+    audio_depth: int = 7
+    frame_dilate: bool = True  # layer4 dilated -> output stride 16 (14x14 for 224x224)
+
+    def __post_init__(self) -> None:
+        if self.audio_depth < 5:
+            raise ValueError(f"audio_depth must be >= 5 (got {self.audio_depth})")
+        for name in ("k", "frame_width", "audio_ngf"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+FULL = ModelConfig()
+# Small enough that a 128-frame context + pixel synthesis runs in real time on 2 CPU cores.
+LIGHT = ModelConfig(k=16, frame_width=32, audio_ngf=16, audio_depth=7)
+PRESETS = {"full": FULL, "light": LIGHT}

@@ -1,0 +1,189 @@
+"""Exportable DSP: STFT/iSTFT as convolutions, log-frequency warps as matrices, mask losses.
+
+Everything here is a small pure function over real tensors. No complex dtypes, no
+`torch.stft` and no `grid_sample`, so the same code traces into ONNX / TensorRT graphs.
+
+Shapes: waveforms `(B, N)` in samples at 11025 Hz; spectrograms `(B, F, T)` with
+F = 512 linear bins (or 256 warped rows) and T STFT frames of hop 256 samples.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import HOP, N_BINS, N_FFT, N_WARPED
+
+LOG_EPS = 1e-10  # reference: log(mag + 1e-10)
+WEIGHT_MIN, WEIGHT_MAX = 1e-3, 10.0  # reference: clamp(log1p(mag_mix), 1e-3, 10)
+RATIO_MAX = 5.0  # reference clamps ratio-mask targets to [0, 5]
+
+
+def hann_window(n_fft: int = N_FFT) -> torch.Tensor:
+    """Periodic Hann window (what librosa and torch.stft use by default)."""
+    n = torch.arange(n_fft, dtype=torch.float64)
+    return (0.5 - 0.5 * torch.cos(2 * math.pi * n / n_fft)).float()
+
+
+@functools.lru_cache(maxsize=8)
+def _bases(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Analysis and synthesis kernels `(2*bins, 1, n_fft)`: rows [real bins; imag bins]."""
+    bins = n_fft // 2 + 1
+    n = np.arange(n_fft)
+    k = np.arange(bins)[:, None]
+    angle = 2 * np.pi * k * n / n_fft
+    win = hann_window(n_fft).double().numpy()
+    analysis = np.concatenate([np.cos(angle) * win, -np.sin(angle) * win])
+    # One-sided inverse real DFT: interior bins count twice (their mirror image is implied).
+    scale = np.full((bins, 1), 2.0 / n_fft)
+    scale[0] = scale[-1] = 1.0 / n_fft
+    synthesis = np.concatenate([np.cos(angle) * scale * win, -np.sin(angle) * scale * win])
+    to_t = lambda a: torch.from_numpy(a).float().unsqueeze(1)  # noqa: E731
+    return to_t(analysis), to_t(synthesis)
+
+
+def stft(x: torch.Tensor, center: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Short-time Fourier transform.
+
+    x: `(B, N)` samples. center=True reflect-pads n_fft//2 on both sides (librosa/torch
+    default) so frame t is centred on sample t*hop; center=False starts frame 0 at sample 0.
+    Returns (real, imag), each `(B, 512, T)`.
+    """
+    analysis, _ = _bases(N_FFT)
+    sig = x.unsqueeze(1)
+    if center:
+        sig = F.pad(sig, (N_FFT // 2, N_FFT // 2), mode="reflect")
+    spec = F.conv1d(sig, analysis.to(x.device, x.dtype), stride=HOP)
+    return spec[:, :N_BINS], spec[:, N_BINS:]
+
+
+def overlap_add(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    """Windowed inverse DFT of each frame, overlap-added, NOT normalised.
+
+    real, imag: `(B, 512, T)` -> `(B, (T-1)*hop + n_fft)` samples.
+    """
+    _, synthesis = _bases(N_FFT)
+    spec = torch.cat([real, imag], dim=1)
+    return F.conv_transpose1d(spec, synthesis.to(real.device, real.dtype), stride=HOP).squeeze(1)
+
+
+def window_envelope(n_frames: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Sum of squared windows over `n_frames` hops: `((n_frames-1)*hop + n_fft,)`."""
+    win_sq = (hann_window(N_FFT) ** 2).to(device, dtype).view(1, 1, -1)
+    ones = torch.ones(1, 1, n_frames, device=device, dtype=dtype)
+    return F.conv_transpose1d(ones, win_sq, stride=HOP).view(-1)
+
+
+def steady_envelope() -> torch.Tensor:
+    """The envelope away from the edges, periodic in hop: `(hop,)`. Used by streaming OLA."""
+    win_sq = hann_window(N_FFT) ** 2
+    return torch.zeros(HOP).index_add_(0, torch.arange(N_FFT) % HOP, win_sq)
+
+
+def istft(real: torch.Tensor, imag: torch.Tensor, length: int | None = None,
+          center: bool = True) -> torch.Tensor:
+    """Inverse STFT by weighted overlap-add (inverse of `stft` with the same `center`).
+
+    real, imag: `(B, 512, T)`. Returns `(B, length)` samples (default: T*hop when centred).
+    """
+    y = overlap_add(real, imag)
+    env = window_envelope(real.shape[-1], real.device, real.dtype)
+    y = y / env.clamp_min(1e-8)
+    if center:
+        y = y[:, N_FFT // 2:]
+        length = length if length is not None else real.shape[-1] * HOP
+    if length is not None:
+        y = y[:, :length]
+        if y.shape[-1] < length:
+            y = F.pad(y, (0, length - y.shape[-1]))
+    return y
+
+
+def magnitude(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(real * real + imag * imag)
+
+
+def _interp_matrix(src_positions: np.ndarray, n_src: int) -> np.ndarray:
+    """Rows of linear interpolation weights sampling `n_src` rows at fractional positions."""
+    pos = np.clip(src_positions, 0, n_src - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n_src - 1)
+    frac = pos - lo
+    mat = np.zeros((len(pos), n_src))
+    rows = np.arange(len(pos))
+    np.add.at(mat, (rows, lo), 1 - frac)
+    np.add.at(mat, (rows, hi), frac)
+    return mat
+
+
+@functools.lru_cache(maxsize=4)
+def warp_matrix(n_out: int = N_WARPED, n_in: int = N_BINS) -> torch.Tensor:
+    """Linear bins -> log-frequency rows, `(n_out, n_in)`.
+
+    Same sampling as the reference's `grid_sample(align_corners=True)` with
+    y = (21**((u+1)/2) - 11) / 10 for u in linspace(-1, 1, n_out).
+    """
+    u = np.linspace(-1, 1, n_out)
+    y = (np.power(21.0, (u + 1) / 2) - 11) / 10
+    return torch.from_numpy(_interp_matrix((y + 1) / 2 * (n_in - 1), n_in)).float()
+
+
+@functools.lru_cache(maxsize=4)
+def unwarp_matrix(n_out: int = N_BINS, n_in: int = N_WARPED) -> torch.Tensor:
+    """Log-frequency rows -> linear bins, `(n_out, n_in)` (reference `warp=False` grid)."""
+    v = np.linspace(-1, 1, n_out)
+    y = np.log(v * 10 + 11) / np.log(21) * 2 - 1
+    return torch.from_numpy(_interp_matrix((y + 1) / 2 * (n_in - 1), n_in)).float()
+
+
+def apply_freq_matrix(matrix: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+    """Resample the frequency axis: matrix `(F_out, F_in)`, spec `(..., F_in, T)` -> `(..., F_out, T)`."""
+    return torch.matmul(matrix.to(spec.device, spec.dtype), spec)
+
+
+def warp(spec: torch.Tensor) -> torch.Tensor:
+    """`(..., 512, T)` -> `(..., 256, T)` log-frequency rows."""
+    return apply_freq_matrix(warp_matrix(), spec)
+
+
+def unwarp(spec: torch.Tensor) -> torch.Tensor:
+    """`(..., 256, T)` -> `(..., 512, T)` linear bins."""
+    return apply_freq_matrix(unwarp_matrix(), spec)
+
+
+def log_magnitude(mag: torch.Tensor) -> torch.Tensor:
+    return torch.log(mag + LOG_EPS)
+
+
+def loss_weight(mag_mix: torch.Tensor) -> torch.Tensor:
+    """Per-bin loss weight of the paper: clamp(log1p(|S_mix|), 1e-3, 10)."""
+    return torch.clamp(torch.log1p(mag_mix), WEIGHT_MIN, WEIGHT_MAX)
+
+
+def binary_mask_target(mag_source: torch.Tensor, mag_mix: torch.Tensor) -> torch.Tensor:
+    """1 where the source dominates: S_n >= S_mix / 2 (exact for N=2 with S_mix = sum)."""
+    return (mag_source >= 0.5 * mag_mix).to(mag_mix.dtype)
+
+
+def ratio_mask_target(mag_source: torch.Tensor, mag_mix: torch.Tensor) -> torch.Tensor:
+    """S_n / S_mix clamped to [0, 5] (the reference's ratio-mask option)."""
+    return torch.clamp(mag_source / (mag_mix + LOG_EPS), 0.0, RATIO_MAX)
+
+
+def weighted_bce(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean weighted binary cross-entropy; `pred` are probabilities in (0, 1)."""
+    return F.binary_cross_entropy(pred, target, weight)
+
+
+def weighted_bce_logits(logits: torch.Tensor, target: torch.Tensor,
+                        weight: torch.Tensor) -> torch.Tensor:
+    """Same loss on logits: numerically safer and AMP-safe (used for training)."""
+    return F.binary_cross_entropy_with_logits(logits, target, weight)
+
+
+def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean weighted L1 (the reference's loss for ratio masks)."""
+    return torch.mean(weight * torch.abs(pred - target))
