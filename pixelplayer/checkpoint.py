@@ -1,0 +1,145 @@
+"""Checkpoints: `{config, state_dict}` as safetensors (or a weights-only torch file).
+
+Never pickled classes: the config travels as JSON in the safetensors metadata (or as a
+plain dict in a `.pt` file read with `weights_only=True`), so any version of the code can
+read a checkpoint and rebuild the network from its sizes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+from .model import PixelPlayer
+
+FORMAT_NAME = "pixelplayer"
+FORMAT_VERSION = 1
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.safetensors"
+DEFAULT_SHA256 = WEIGHTS_DIR / "default.sha256"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message is one line meant for the user."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(model: PixelPlayer, path: str | Path, extra: dict | None = None) -> Path:
+    """Write `model` to `path` (.safetensors, else a weights-only torch file). Returns path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
+            "config": model.config.to_dict(), "extra": extra or {}}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path), metadata={"pixelplayer": json.dumps(meta)})
+    else:
+        torch.save({**meta, "state_dict": state}, path)
+    return path
+
+
+def _read_safetensors(path: Path) -> tuple[dict, dict]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw_meta = (fh.metadata() or {}).get("pixelplayer")
+            state = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    if raw_meta is None:
+        raise CheckpointError(f"{path}: safetensors file has no pixelplayer metadata "
+                              "(original Sound-of-Pixels weights? use pixelplayer-import)")
+    return json.loads(raw_meta), state
+
+
+def _read_torch(path: Path) -> tuple[dict, dict]:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for garbage input
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+    if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
+        raise CheckpointError(f"{path}: not a pixelplayer checkpoint (expected keys "
+                              "'config' and 'state_dict'; original weights: use pixelplayer-import)")
+    meta = {k: v for k, v in blob.items() if k != "state_dict"}
+    return meta, blob["state_dict"]
+
+
+def read(path: str | Path) -> tuple[ModelConfig, dict, dict]:
+    """Read a checkpoint file -> (config, state_dict, metadata). Raises CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    meta, state = (_read_safetensors(path) if path.suffix == ".safetensors"
+                   else _read_torch(path))
+    if meta.get("format", FORMAT_NAME) != FORMAT_NAME:
+        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
+    if int(meta.get("version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {meta['version']} is newer than "
+                              f"this program supports ({FORMAT_VERSION}); upgrade pixelplayer")
+    try:
+        config = ModelConfig.from_dict(dict(meta["config"]))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: bad model config ({exc})") from None
+    return config, state, meta
+
+
+def build(config: ModelConfig, state: dict, source: str = "checkpoint") -> PixelPlayer:
+    """A PixelPlayer with `state` loaded strictly; mismatches become one CheckpointError."""
+    model = PixelPlayer(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (first: {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
+        raise CheckpointError(f"{source}: state dict does not match the model: " + "; ".join(parts))
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(f"{source}: wrong shape for {key}: {tuple(tensor.shape)}, "
+                                  f"model expects {tuple(expected[key].shape)}")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def verify_default_weights() -> None:
+    """Check the shipped weights against their recorded sha256."""
+    if not DEFAULT_WEIGHTS.is_file():
+        raise CheckpointError("the default model is not trained yet (no "
+                              f"{DEFAULT_WEIGHTS.name} in {WEIGHTS_DIR}); train one with "
+                              "pixelplayer-train or pass --model PATH")
+    expected = DEFAULT_SHA256.read_text().split()[0] if DEFAULT_SHA256.is_file() else None
+    actual = sha256_file(DEFAULT_WEIGHTS)
+    if expected != actual:
+        raise CheckpointError(f"{DEFAULT_WEIGHTS}: sha256 mismatch (file is corrupt or was "
+                              f"replaced: expected {expected}, got {actual})")
+
+
+def load(spec: str | Path = "default", map_location: str | torch.device = "cpu") -> PixelPlayer:
+    """The public entry point: "default" (the shipped model) or a checkpoint path.
+
+    Returns the model in eval mode on `map_location`. Raises CheckpointError.
+    """
+    if str(spec) == "default":
+        verify_default_weights()
+        path = DEFAULT_WEIGHTS
+    else:
+        path = Path(spec)
+    config, state, _ = read(path)
+    return build(config, state, source=str(path)).to(map_location)

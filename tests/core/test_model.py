@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from pixelplayer.config import FULL, ModelConfig
+from pixelplayer.model import PixelPlayer, apply_mask, count_parameters
+
+TINY = ModelConfig(k=8, frame_width=8, audio_ngf=8, audio_depth=7)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return PixelPlayer(TINY).eval()
+
+
+def test_full_size_matches_reference_parameter_counts():
+    model = PixelPlayer(FULL)
+    assert abs(count_parameters(model.net_sound) / 1e6 - 30.3) < 0.05
+    assert abs(count_parameters(model.net_frame) / 1e6 - 11.3) < 0.05
+
+
+def test_shapes(tiny):
+    frames = torch.randn(2, 3, 3, 224, 224)
+    mag = torch.rand(2, 512, 256)
+    with torch.no_grad():
+        pix = tiny.pixel_features(frames)
+        snd = tiny.audio_features(mag)
+        assert pix.shape == (2, 8, 14, 14) and snd.shape == (2, 8, 256, 256)
+        assert 0 < pix.min() and pix.max() < 1
+        logits = tiny.separate(torch.randn(2, 2, 3, 3, 224, 224), mag)
+        assert logits.shape == (2, 2, 256, 256)
+        assert tiny.pixel_masks(pix, snd).shape == (2, 196, 256, 256)
+        assert tiny.heatmap(pix, snd, mag).shape == (2, 14, 14)
+
+
+def test_any_time_multiple_of_two_to_the_depth(tiny):
+    with torch.no_grad():
+        assert tiny.audio_features(torch.rand(1, 512, 128)).shape[-1] == 128
+        assert tiny.audio_features(torch.rand(1, 512, 384)).shape[-1] == 384
+
+
+def test_selected_cells_equal_all_cells(tiny):
+    pix = torch.rand(2, 8, 14, 14)
+    snd = torch.randn(2, 8, 256, 128)
+    all_masks = tiny.pixel_masks(pix, snd)
+    cells = torch.tensor([[0, 17], [195, 3]])
+    sel = tiny.pixel_masks(pix, snd, cells)
+    for b in range(2):
+        for p in range(2):
+            assert torch.allclose(sel[b, p], all_masks[b, cells[b, p]])
+
+
+def test_pooled_feature_is_the_max_over_pixels(tiny):
+    frames = torch.randn(1, 3, 3, 224, 224)
+    with torch.no_grad():
+        pooled = tiny.clip_feature(frames)
+        pix = tiny.pixel_features(frames)
+    assert torch.allclose(pooled, pix.amax(dim=(2, 3)), atol=1e-6)
+
+
+def test_separation_follows_the_frames():
+    # Different frames must give different masks: the visual feature steers the synthesizer.
+    torch.manual_seed(1)
+    model = PixelPlayer(TINY).eval()
+    mag = torch.rand(1, 512, 128)
+    with torch.no_grad():
+        a = model.separate(torch.randn(1, 2, 3, 1, 224, 224), mag)
+    assert (a[0, 0] - a[0, 1]).abs().max() > 1e-4
+
+
+def test_apply_mask_keeps_phase():
+    real, imag = torch.randn(1, 512, 4), torch.randn(1, 512, 4)
+    r, i = apply_mask(torch.full((1, 256, 4), 0.5), real, imag)
+    assert torch.allclose(r, real * 0.5) and torch.allclose(i, imag * 0.5)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError):
+        ModelConfig(audio_depth=3)
+    with pytest.raises(ValueError):
+        ModelConfig.from_dict({"k": 4, "bogus": 1})
