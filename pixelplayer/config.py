@@ -37,10 +37,14 @@ class ModelConfig:
     audio_ngf: int = 64
     audio_depth: int = 7
     frame_dilate: bool = True  # layer4 dilated -> output stride 16 (14x14 for 224x224)
+    # "sigmoid" for binary-mask training (default), "relu" for ratio masks (values up to 5).
+    mask_activation: str = "sigmoid"
 
     def __post_init__(self) -> None:
         if self.audio_depth < 5:
             raise ValueError(f"audio_depth must be >= 5 (got {self.audio_depth})")
+        if self.mask_activation not in ("sigmoid", "relu"):
+            raise ValueError(f"mask_activation must be sigmoid or relu (got {self.mask_activation!r})")
         for name in ("k", "frame_width", "audio_ngf"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")

@@ -188,16 +188,23 @@ class PixelPlayer(nn.Module):
         """Mask logits for each clip of a mix, on the warped rows.
 
         frames `(B, N, 3, Tf, H, W)` (one clip's frames per source), mag_mix `(B, 512, T)`
-        -> logits `(B, N, 256, T)`; sigmoid gives the masks.
+        -> logits `(B, N, 256, T)`; `mask_from_logits` gives the masks.
         """
         b, n = frames.shape[:2]
         feats = self.clip_feature(frames.flatten(0, 1)).view(b, n, -1)
         return self.net_synth(feats, self.audio_features(mag_mix))
 
+    def mask_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Mask values: sigmoid (binary-mask models, in (0, 1)) or relu (ratio-mask models)."""
+        if self.config.mask_activation == "relu":
+            return torch.relu(logits)
+        return torch.sigmoid(logits)
+
     def pixel_masks(self, pixel_feats: torch.Tensor, sound_feat: torch.Tensor,
                     cells: torch.Tensor | None = None) -> torch.Tensor:
-        """Masks in (0, 1) `(B, P, 256, T)` for the selected flat `cells` `(B, P)` or all cells."""
-        return torch.sigmoid(self.net_synth.forward_pixelwise(pixel_feats, sound_feat, cells))
+        """Masks `(B, P, 256, T)` for the selected flat `cells` `(B, P)` or all cells."""
+        return self.mask_from_logits(
+            self.net_synth.forward_pixelwise(pixel_feats, sound_feat, cells))
 
     def heatmap(self, pixel_feats: torch.Tensor, sound_feat: torch.Tensor,
                 mag_mix: torch.Tensor) -> torch.Tensor:

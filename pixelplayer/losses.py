@@ -1,0 +1,72 @@
+"""Mix-and-separate objective: spectrograms of a batch, mask targets, weighted loss.
+
+A batch holds B mixtures of N clips: `audios (B, N, S)` samples at 11025 Hz, `mix (B, S)`
+their sum, `frames (B, N, 3, Tf, H, W)` each clip's own frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import dsp
+from .model import PixelPlayer
+
+
+@dataclass
+class Spectra:
+    """Magnitudes of a batch: mix `(B, 512, T)`, mix warped `(B, 256, T)`, sources warped `(B, N, 256, T)`."""
+
+    mag_mix: torch.Tensor
+    mag_mix_warped: torch.Tensor
+    mags_warped: torch.Tensor
+
+
+def batch_spectra(audios: torch.Tensor, mix: torch.Tensor, time_multiple: int) -> Spectra:
+    """STFT magnitudes, cropped to a whole multiple of the U-Net's time stride."""
+    b, n, s = audios.shape
+    mag_mix = dsp.magnitude(*dsp.stft(mix))
+    mags = dsp.magnitude(*dsp.stft(audios.reshape(b * n, s)))
+    t = (mag_mix.shape[-1] // time_multiple) * time_multiple
+    mag_mix, mags = mag_mix[..., :t], mags[..., :t]
+    return Spectra(mag_mix, dsp.warp(mag_mix), dsp.warp(mags).view(b, n, -1, t))
+
+
+def targets(spec: Spectra, mask_type: str = "binary") -> tuple[torch.Tensor, torch.Tensor]:
+    """(target masks `(B, N, 256, T)`, loss weight `(B, 1, 256, T)`) as in the paper."""
+    mix = spec.mag_mix_warped.unsqueeze(1)
+    if mask_type == "binary":
+        gt = dsp.binary_mask_target(spec.mags_warped, mix)
+    elif mask_type == "ratio":
+        gt = dsp.ratio_mask_target(spec.mags_warped, mix)
+    else:
+        raise ValueError(f"unknown mask type {mask_type!r} (binary or ratio)")
+    return gt, dsp.loss_weight(mix)
+
+
+def mix_and_separate_loss(model: PixelPlayer, frames: torch.Tensor, audios: torch.Tensor,
+                          mix: torch.Tensor, mask_type: str = "binary") -> torch.Tensor:
+    """The training loss of one batch (scalar)."""
+    with torch.autocast(device_type=mix.device.type, enabled=False):
+        spec = batch_spectra(audios.float(), mix.float(), model.time_multiple)
+        gt, weight = targets(spec, mask_type)
+    logits = model.separate(frames, spec.mag_mix).float()
+    weight = weight.expand_as(gt)
+    if mask_type == "binary":
+        # Sigmoid folded into the loss: numerically safer, and safe under autocast.
+        return dsp.weighted_bce_logits(logits, gt, weight)
+    return dsp.weighted_l1(model.mask_from_logits(logits), gt, weight)
+
+
+class MixSeparateObjective(torch.nn.Module):
+    """The loss as a module, so DistributedDataParallel (which syncs gradients through
+    `forward`) can wrap it; single-process training calls it the same way."""
+
+    def __init__(self, model: PixelPlayer, mask_type: str = "binary"):
+        super().__init__()
+        self.model = model
+        self.mask_type = mask_type
+
+    def forward(self, frames: torch.Tensor, audios: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        """frames `(B, N, 3, Tf, H, W)`, audios `(B, N, S)`, mix `(B, S)` samples -> scalar loss."""
+        return mix_and_separate_loss(self.model, frames, audios, mix, self.mask_type)

@@ -1,0 +1,79 @@
+"""Offline separation with the whole clip as context (eval, `pixelplayer-separate`).
+
+Waveforms are `(B, S)` samples at 11025 Hz; frames `(B, 3, Tf, H, W)` ImageNet-normalised.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import dsp
+from .model import PixelPlayer, apply_mask
+
+
+def _padded_mag(mag: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the time axis up to a multiple of the U-Net stride by repeating the last frame.
+
+    Zero padding would put log(1e-10) columns the network never saw in training.
+    """
+    t = mag.shape[-1]
+    extra = (-t) % multiple
+    return F.pad(mag, (0, extra), mode="replicate") if extra else mag
+
+
+def masked_istft(masks: torch.Tensor, real: torch.Tensor, imag: torch.Tensor,
+                 length: int) -> torch.Tensor:
+    """Apply warped masks `(B, P, 256, T)` to the mixture spectrum `(B, 512, T)` -> `(B, P, S)`."""
+    b, p, _, t = masks.shape
+    r, i = apply_mask(masks.reshape(b * p, -1, t), real.repeat_interleave(p, 0),
+                      imag.repeat_interleave(p, 0))
+    return dsp.istft(r, i, length=length).view(b, p, length)
+
+
+@torch.no_grad()
+def separate_by_clips(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Each clip's sound from a mixture: frames `(B, N, 3, Tf, H, W)`, mix `(B, S)` -> `(B, N, S)`."""
+    real, imag = dsp.stft(mix)
+    t = real.shape[-1]
+    logits = model.separate(frames, _padded_mag(dsp.magnitude(real, imag), model.time_multiple))
+    return masked_istft(model.mask_from_logits(logits)[..., :t], real, imag, mix.shape[-1])
+
+
+@torch.no_grad()
+def separate_by_pixels(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor,
+                       cells: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sound of chosen feature cells of one video each.
+
+    frames `(B, 3, Tf, H, W)`, mix `(B, S)`, cells `(B, P)` flat indices (row * w + col)
+    -> (sounds `(B, P, S)`, heatmap `(B, h, w)` of separated energy per cell).
+    """
+    real, imag = dsp.stft(mix)
+    t = real.shape[-1]
+    mag = dsp.magnitude(real, imag)
+    sound = model.audio_features(_padded_mag(mag, model.time_multiple))[..., :t]
+    pix = model.pixel_features(frames)
+    heat = model.heatmap(pix, sound, mag)
+    if cells is None:
+        cells = heat.flatten(1).argmax(dim=1, keepdim=True)
+    masks = model.pixel_masks(pix, sound, cells)
+    return masked_istft(masks, real, imag, mix.shape[-1]), heat
+
+
+def pixel_to_cell(x: float, y: float, width: int, height: int, grid_w: int, grid_h: int) -> int:
+    """Flat feature-cell index of image pixel (x, y) for an image of width x height."""
+    col = min(max(int(x * grid_w / width), 0), grid_w - 1)
+    row = min(max(int(y * grid_h / height), 0), grid_h - 1)
+    return row * grid_w + col
+
+
+@torch.no_grad()
+def oracle_binary_mask(audios: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Upper bound: ideal binary masks from the true sources, `(B, N, S)` -> `(B, N, S)`."""
+    b, n, s = audios.shape
+    real, imag = dsp.stft(mix)
+    mag_mix = dsp.magnitude(real, imag)
+    mags = dsp.magnitude(*dsp.stft(audios.reshape(b * n, s))).view(b, n, *mag_mix.shape[1:])
+    masks = dsp.binary_mask_target(mags, mag_mix.unsqueeze(1))
+    r = (real.unsqueeze(1) * masks).flatten(0, 1)
+    i = (imag.unsqueeze(1) * masks).flatten(0, 1)
+    return dsp.istft(r, i, length=s).view(b, n, s)

@@ -1,0 +1,1 @@
+"""Real-time capture, playback and separation loop (camera, microphone, speaker)."""
