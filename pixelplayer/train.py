@@ -50,6 +50,14 @@ class TrainConfig:
 
 
 @dataclass
+class TrainResult:
+    """The summary (also in out_dir/summary.json) and the trained network (this rank's copy)."""
+
+    summary: dict
+    model: PixelPlayer
+
+
+@dataclass
 class DistInfo:
     rank: int = 0
     world: int = 1
@@ -124,9 +132,10 @@ def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, shuffle: bool, s
                       pin_memory=torch.cuda.is_available(), persistent_workers=cfg.workers > 0)
 
 
-def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> dict:
+def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
     """Run the loop. `validate(model) -> dict` (e.g. mean SDR) is called after each epoch on
-    the main process. Returns the final summary (also written to out_dir/summary.json)."""
+    the main process. Items of `train_set` are dicts with frames `(N, 3, Tf, H, W)`, audios
+    `(N, S)` and mix `(S,)` (samples at 11025 Hz)."""
     info = init_distributed("cuda" if cfg.device in ("cuda", "auto") and torch.cuda.is_available()
                             else "cpu")
     device = pick_device(cfg.device, info)
@@ -142,7 +151,7 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> dict:
     if cfg.resume and _state_path(cfg).is_file():
         start_epoch, step, best = load_training_state(_state_path(cfg), model, optim)
         log.info("resumed from %s at epoch %d", _state_path(cfg), start_epoch)
-    net = model
+    net = model  # the bare network, whatever wrapper trains it
     objective = MixSeparateObjective(net, cfg.mask)
     if info.world > 1:
         objective = torch.nn.parallel.DistributedDataParallel(
@@ -176,7 +185,7 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> dict:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if info.world > 1:
         dist.barrier()
-    return summary
+    return TrainResult(summary, net)
 
 
 def _train_epoch(objective, optim, loader, cfg: TrainConfig, device, epoch: int,

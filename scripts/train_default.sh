@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The recipe of the shipped default model (docs/MODEL.md). Environment overrides:
+#   DATA (solo cache root, default cache/data), OUT (run folder, default runs/default),
+#   PY (python, default .venv/bin/python), WORKERS (data loader processes), MINUTES (time budget).
+# The solo cache needs FluidSynth (scripts/setup); it is generated here when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-cache/data}
+OUT=${OUT:-runs/default}
+PY=${PY:-.venv/bin/python}
+if [ ! -f "$DATA/solos/manifest.json" ]; then
+  "$PY" -m pixelplayer.data.cli solos --root "$DATA" --train 46 --val 4 --test 12 --seconds 8 --seed 0
+fi
+exec "$PY" -m pixelplayer.train_cli --data "$DATA" --out "$OUT" --preset light \
+  --epochs 1000 --steps-per-epoch 150 --batch-size 32 --vary-visuals \
+  --lr-frame 1e-3 --lr-sound 1e-3 --lr-synth 1e-3 --val-mixtures 32 \
+  --workers "${WORKERS:-8}" --max-minutes "${MINUTES:-360}" --seed 0

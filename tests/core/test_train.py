@@ -1,0 +1,82 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import pixelplayer
+from pixelplayer.config import ModelConfig
+from pixelplayer.train import TrainConfig, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tone_data import ToneMixDataset  # noqa: E402
+
+TINY = ModelConfig(k=4, frame_width=8, audio_ngf=4, audio_depth=7)
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(out_dir=tmp_path, model=TINY, epochs=1, steps_per_epoch=40, batch_size=4,
+                workers=0, device="cpu", progress=False, lr_frame=3e-3, lr_sound=3e-3,
+                lr_synth=3e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_loss_falls_on_a_tiny_set(tmp_path):
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    summary = train(_cfg(tmp_path, epochs=3), ToneMixDataset(32)).summary
+    losses = [h["loss"] for h in summary["history"]]
+    assert losses[-1] < 0.7 * losses[0], losses
+    model = pixelplayer.load(tmp_path / "final.safetensors")
+    assert model.config == TINY
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+
+
+def test_resume_continues_the_epoch_count(tmp_path):
+    train(_cfg(tmp_path, epochs=1, steps_per_epoch=2), ToneMixDataset(8))
+    summary = train(_cfg(tmp_path, epochs=2, steps_per_epoch=2, resume=True), ToneMixDataset(8)).summary
+    assert [h["epoch"] for h in summary["history"]] == [2]
+    assert summary["steps"] == 4
+
+
+def test_ratio_mask_trains_a_relu_model(tmp_path):
+    train(_cfg(tmp_path, steps_per_epoch=2, mask="ratio"), ToneMixDataset(8))
+    assert pixelplayer.load(tmp_path / "final.safetensors").config.mask_activation == "relu"
+
+
+DDP_SCRIPT = r"""
+import os, sys, torch
+sys.path.insert(0, {testdir!r})
+from _tone_data import ToneMixDataset
+from pixelplayer.config import ModelConfig
+from pixelplayer.train import TrainConfig, train
+torch.set_num_threads(1)
+cfg = TrainConfig(out_dir={out!r}, model=ModelConfig(k=4, frame_width=8, audio_ngf=4),
+                  epochs=1, steps_per_epoch=3, batch_size=2, workers=0, device="cpu",
+                  progress=False, seed=0)
+model = train(cfg, ToneMixDataset(16)).model
+flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+torch.save(flat, os.path.join({out!r}, "rank" + os.environ["RANK"] + ".pt"))
+"""
+
+
+def test_ddp_two_processes_stay_in_sync(tmp_path):
+    """torchrun with 2 CPU processes (gloo): different data per rank, same weights after."""
+    script = tmp_path / "ddp.py"
+    out = tmp_path / "run"
+    script.write_text(DDP_SCRIPT.format(testdir=str(Path(__file__).parent), out=str(out)))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--master_port=29517", str(script)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+    assert torch.equal(rank0, rank1)
+    torch.manual_seed(0)
+    init = torch.cat([p.detach().flatten() for p in
+                      pixelplayer.PixelPlayer(ModelConfig(k=4, frame_width=8, audio_ngf=4)).parameters()])
+    assert not torch.allclose(rank0, init)  # it really trained
