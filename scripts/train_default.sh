@@ -9,7 +9,7 @@ DATA=${DATA:-cache/data}
 OUT=${OUT:-runs/default}
 PY=${PY:-.venv/bin/python}
 if [ ! -f "$DATA/solos/manifest.json" ]; then
-  "$PY" -m pixelplayer.data.cli solos --root "$DATA" --train 46 --val 4 --test 12 --seconds 8 --seed 0
+  "$PY" -m pixelplayer.data.cli solos --root "$DATA" --per-instrument 46 --val 4 --test 12 --seconds 8 --seed 0
 fi
 exec "$PY" -m pixelplayer.train_cli --data "$DATA" --out "$OUT" --preset light \
   --epochs 1000 --steps-per-epoch 150 --batch-size 32 --vary-visuals \

@@ -80,7 +80,8 @@ def _phrase_indices(rng: np.random.Generator, kind: str, n: int, start: int, siz
         elif kind == "repeat":
             idx = start + (k % 2) * int(rng.choice([0, 1, 2]))
         else:  # random walk with occasional leaps
-            idx += int(rng.choice([-2, -1, -1, 1, 1, 2, 3, -3, 4, -4], p=[.12, .2, .1, .2, .1, .12, .05, .05, .03, .03]))
+            steps, probs = [-2, -1, 1, 2, 3, -3, 4, -4], [.12, .3, .3, .12, .05, .05, .03, .03]
+            idx += int(rng.choice(steps, p=probs))
         if idx < 0 or idx >= size:
             step = -step
             idx = int(np.clip(idx, 0, size - 1))
@@ -89,6 +90,8 @@ def _phrase_indices(rng: np.random.Generator, kind: str, n: int, start: int, siz
 
 
 def _melodic(inst: Instrument, rng: np.random.Generator, seconds: float, program: int) -> tuple[list[Note], float]:
+    """Phrases (scale runs, arpeggios, walks, repeated notes; chords if polyphonic)
+    separated by rests, in one key and register. Returns (notes, tempo in bpm)."""
     bpm = float(rng.uniform(66, 150))
     w = _Writer(rng, bpm, seconds)
     lo, hi = inst.range_for(program)
@@ -108,7 +111,7 @@ def _melodic(inst: Instrument, rng: np.random.Generator, seconds: float, program
             legato = rng.uniform(0.7, 1.0) if inst.sustained else rng.uniform(0.45, 1.0)
             vels = _velocity_curve(rng, n)
             for k, i in enumerate(_phrase_indices(rng, kind, n, idx, len(pool), per_oct)):
-                beats = base * float(rng.choice([1.0, 1.0, 1.0, 0.5, 2.0, 1.5]))
+                beats = min(4.0, base * float(rng.choice([1.0, 1.0, 1.0, 0.5, 2.0, 1.5])))
                 w.add(beats, int(pool[i]), vels[k], legato)
                 w.t += beats
                 idx = i
@@ -135,7 +138,7 @@ def _chords(inst: Instrument, w: _Writer, pool: np.ndarray, per_oct: int) -> Non
             for k in range(int(beats * 2)):
                 w.add(0.5, tones[[0, 1, 2, 1, 2, 0, 1, 2][k % 8]], v - 5 * (k % 2), 1.6, at=w.t + 0.5 * k)
         elif style == "oompah":  # bass on the beat, chord off the beat
-            bass = tones[0] - 12 if tones[0] - 12 >= inst.pitch_range[0] - 12 else tones[0]
+            bass = tones[0] - 12  # bass buttons / left hand may sit below the melody range
             for k in range(int(beats)):
                 if k % 2 == 0:
                     w.add(1.0, bass, v, 0.8, at=w.t + k)
@@ -176,6 +179,8 @@ def _drumkit(rng: np.random.Generator, step: int, bar: int, style: str) -> list[
 
 
 def _percussion(inst: Instrument, rng: np.random.Generator, seconds: float) -> tuple[list[Note], float]:
+    """A groove on a 16th-note grid: kit patterns with tom fills, shaker figures, or a
+    varying hand-drum pattern; occasional silent bars. Returns (notes, tempo in bpm)."""
     bpm = float(rng.uniform(76, 150))
     step_s = 60.0 / bpm / 4.0
     swing = rng.uniform(0.0, 0.25) if rng.random() < 0.3 else 0.0
@@ -184,6 +189,7 @@ def _percussion(inst: Instrument, rng: np.random.Generator, seconds: float) -> t
     palette = [int(p) for p in rng.choice(inst.drum_notes, size=min(3, len(inst.drum_notes)), replace=False)]
     density = rng.uniform(0.3, 0.65)
     pattern = [(s, palette[int(rng.integers(0, len(palette)))]) for s in range(16) if rng.random() < density]
+    pattern = pattern or [(0, palette[0]), (8, palette[-1])]
     shaker_div = int(rng.choice([1, 2, 2, 4]))
     notes: list[Note] = []
     rest_until, fill = -1, False

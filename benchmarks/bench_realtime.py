@@ -1,0 +1,284 @@
+"""The live app measured end to end: compute per chunk, RTF, latency, glitches, CPU, memory.
+
+    python benchmarks/bench_realtime.py                  # 60 s, default model (else LIGHT random)
+    python benchmarks/bench_realtime.py --seconds 15 --model light
+
+What runs is the real pipeline of `realtime-sep` (separation worker, PortAudio
+mic/speaker streams, paced camera file, a GUI thread annotating every frame without
+showing it) on a generated guitar + violin duet:
+
+* a private PulseAudio server with null sinks mic_sink / spk_sink is started (tests/
+  fixtures_services.py); the duet mixture is played into mic_sink (pacat, looped), the
+  app captures mic_sink.monitor and plays into spk_sink;
+* mic-to-speaker latency: mic_sink.monitor and spk_sink.monitor are recorded at the
+  same time (two parec) and cross-correlated in 2 s pieces (median lag): once in
+  bypass (output = input, the pure pipeline delay) and once while separating;
+* counters after a warm-up (`--warmup` s): compute per chunk (median/p95/p99), RTF
+  (worker busy time / audio time), overflows, underflows, dropped samples and video
+  frames; CPU use (psutil if installed, else process_time / wall) and peak memory
+  (ru_maxrss).
+
+Prints a markdown table (and writes it with --markdown FILE). Targets on 2 CPU cores with
+the default model: RTF <= 0.6, no underflow after warm-up, algorithmic latency <= 170 ms,
+measured mic-to-speaker <= 300 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))
+
+RATE = 11025
+
+
+def get_parser() -> argparse.ArgumentParser:
+    from realtime.cli import add_model_args
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_args(p)
+    p.set_defaults(model="default")
+    p.add_argument("--seconds", type=float, default=60.0, help="separation run length (s)")
+    p.add_argument("--bypass-seconds", type=float, default=12.0, help="bypass run length (s)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds left out of the counters")
+    p.add_argument("--jitter-ms", type=float, default=30.0, help="speaker safety margin (ms)")
+    p.add_argument("--blocksize", type=int, default=None,
+                   help="device frames per callback (default ~5 ms, as realtime-sep)")
+    p.add_argument("--markdown", type=Path, help="also write the table to this file")
+    return p
+
+
+def load_model(spec: str, log=print):
+    """(PixelPlayer, description): 'default' falls back to random LIGHT weights if absent."""
+    import torch
+
+    import pixelplayer
+    from pixelplayer.config import PRESETS
+
+    if spec in PRESETS:
+        torch.manual_seed(0)
+        return pixelplayer.PixelPlayer(PRESETS[spec]).eval(), f"{spec} (random weights)"
+    try:
+        return pixelplayer.load(spec), spec
+    except pixelplayer.CheckpointError as exc:
+        if spec != "default":
+            raise
+        log(f"bench: {exc}; using random LIGHT weights instead")
+        torch.manual_seed(0)
+        return pixelplayer.PixelPlayer(pixelplayer.LIGHT).eval(), "LIGHT (random weights: default absent)"
+
+
+def lag_ms(mic: np.ndarray, spk: np.ndarray, piece_s: float = 2.0, max_lag_s: float = 1.0):
+    """Median and spread of the delay of `spk` behind `mic` (ms), from the peak of the
+    cross-correlation of 2 s pieces of spk against mic (lags 0..max_lag_s)."""
+    n, max_lag = int(piece_s * RATE), int(max_lag_s * RATE)
+    lags = []
+    for start in range(max_lag, min(mic.size, spk.size) - n, n):
+        y = spk[start:start + n].astype(np.float64)
+        x = mic[start - max_lag:start + n].astype(np.float64)
+        if np.sqrt(np.mean(y * y)) < 1e-4:
+            continue
+        size = 1 << int(np.ceil(np.log2(x.size + y.size)))
+        c = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(y, size)), size)
+        lags.append((max_lag - int(np.argmax(np.abs(c[:max_lag + 1])))) * 1000.0 / RATE)
+    if not lags:
+        return float("nan"), float("nan")
+    return float(np.median(lags)), float(np.percentile(lags, 90) - np.percentile(lags, 10))
+
+
+class _Discard:
+    """Video sink that throws frames away: the GUI thread still renders each one."""
+
+    def write(self, img, t=None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Cpu:
+    """Process CPU time (all threads) over a wall-clock interval, in % of one core."""
+
+    def __init__(self) -> None:
+        try:
+            import psutil
+
+            self._proc = psutil.Process()
+            self._proc.cpu_percent(None)
+        except ImportError:
+            self._proc = None
+        self._t0, self._c0 = time.monotonic(), time.process_time()
+
+    def percent(self) -> tuple[float, str]:
+        if self._proc is not None:
+            return float(self._proc.cpu_percent(None)), "psutil"
+        wall = time.monotonic() - self._t0
+        return 100.0 * (time.process_time() - self._c0) / max(wall, 1e-9), "process_time"
+
+
+def _pipeline(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
+              blocksize: int | None, jitter_ms: float):
+    """The app's pipeline on mic_sink.monitor -> spk_sink (not started)."""
+    from realtime.audio_io import MicrophoneStream, SpeakerStream
+    from realtime.capture import CameraSource
+    from realtime.cli import _audio_device, _blocksize, _native_rate
+    from realtime.pipeline import Pipeline
+    from realtime.separator import StreamingSeparator
+
+    mic_dev, spk_dev = _audio_device("mic_sink.monitor", "input"), _audio_device("spk_sink", "output")
+    mic_rate, spk_rate = _native_rate(mic_dev, "input"), _native_rate(spk_dev, "output")
+    mic = MicrophoneStream(mic_dev, blocksize=_blocksize(blocksize, mic_rate), samplerate=mic_rate)
+    spk = SpeakerStream(spk_dev, blocksize=_blocksize(blocksize, spk_rate), prefill_s=0.02,
+                        samplerate=spk_rate)
+    camera = CameraSource(os.path.join(scene_dir, "video.mp4"), loop=True)
+    p = Pipeline(StreamingSeparator(engine, spec), mic, spk, camera, duration_s=seconds,
+                 initial_select=tuple(meta["players"][0]["centre"]), jitter_ms=jitter_ms)
+    if bypass:
+        p.command("bypass", True)
+    return p
+
+
+def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, warmup: float,
+             bypass: bool, blocksize: int | None, jitter_ms: float = 30.0) -> dict:
+    """One live run through PulseAudio; returns counters measured after `warmup` s."""
+    import soundfile as sf
+
+    from realtime.gui import MainLoop, latency_budget
+
+    mixture = sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")[0]
+    player = server.play(np.tile(mixture, int(np.ceil((seconds + warmup + 6) * RATE / mixture.size))),
+                         RATE)
+    time.sleep(0.5)
+    p = _pipeline(engine, spec, scene_dir, meta, seconds + warmup, bypass, blocksize, jitter_ms)
+    loop = MainLoop(p, None, _Discard(), log=lambda s: None, log_every=0)
+    recs, marks = [], {}
+
+    def after_warmup():
+        marks.update(chunks=len(p.compute_ms), snap=p.snapshot(), cpu=_Cpu(),
+                     underrun=p.speaker.stats.underrun_samples)
+
+    timer = threading.Timer(warmup, after_warmup)
+    try:
+        p.start()
+        marks["budget"] = latency_budget(p)
+        recs = [server.record(src, RATE) for src in ("mic_sink.monitor", "spk_sink.monitor")]
+        timer.start()
+        loop.run()
+    finally:
+        timer.cancel()
+        p.stop(drain_s=0.5)
+        audio = [r.stop() for r in recs]
+        player.terminate()
+    if p.error is not None:
+        raise p.error
+    cut = int(warmup * RATE)
+    return _results(p, marks, seconds, bypass, *lag_ms(audio[0][cut:], audio[1][cut:]))
+
+
+def _results(p, marks: dict, seconds: float, bypass: bool, lag: float, spread: float) -> dict:
+    """The table's numbers: counters since the warm-up mark."""
+    from realtime.pipeline import percentile_ms
+
+    cpu, cpu_how = marks["cpu"].percent() if "cpu" in marks else (float("nan"), "-")
+    end, start = p.snapshot(), marks.get("snap", p.snapshot())
+    ms = list(p.compute_ms)[marks.get("chunks", 0):]
+    spk = p.speaker.stats
+    delta = {k: end[k] - start[k] for k in ("late", "overflows", "underflows", "dropped_samples",
+                                            "video_dropped", "visual_skipped", "visual_updates")}
+    return {
+        "mode": "bypass" if bypass else "separate", "seconds": seconds,
+        "budget_line": marks["budget"][0], "budget_ms": marks["budget"][1],
+        "algorithmic_ms": p.sep.total_latency_ms, "chunk_ms": p.chunk_ms,
+        "median_ms": percentile_ms(ms, 50), "p95_ms": percentile_ms(ms, 95),
+        "p99_ms": percentile_ms(ms, 99), "rtf": p.rtf(window_s=seconds), "late": delta["late"],
+        "overflows": delta["overflows"], "underflows": delta["underflows"],
+        "underrun_ms": 1000.0 * (spk.underrun_samples - marks.get("underrun", 0)) / p.speaker.samplerate,
+        "dropped_samples": delta["dropped_samples"], "video_dropped": delta["video_dropped"],
+        "vision_skipped": delta["visual_skipped"], "vision_runs": delta["visual_updates"],
+        "vision_ms": percentile_ms(p.visual_ms, 50),
+        "lag_ms": lag, "lag_spread_ms": spread, "cpu_percent": cpu, "cpu_how": cpu_how,
+    }
+
+
+def table(rows: list[dict], model: str, engine: str) -> str:
+    """Markdown table of the runs."""
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    lines = [f"model: {model}; engine: {engine}; cores: {os.cpu_count()}; "
+             f"peak memory (ru_maxrss): {peak_mb:.0f} MiB", "",
+             "| metric | " + " | ".join(r["mode"] for r in rows) + " |",
+             "|---|" + "---|" * len(rows)]
+
+    def row(name, fmt, key):
+        lines.append(f"| {name} | " + " | ".join(fmt.format(r[key]) for r in rows) + " |")
+
+    row("run (s, after warm-up)", "{:.0f}", "seconds")
+    row("compute per chunk median (ms)", "{:.1f}", "median_ms")
+    row("compute per chunk p95 (ms)", "{:.1f}", "p95_ms")
+    row("compute per chunk p99 (ms)", "{:.1f}", "p99_ms")
+    row("chunk (ms of audio)", "{:.1f}", "chunk_ms")
+    row("RTF (worker busy / audio)", "{:.2f}", "rtf")
+    row("late chunks", "{}", "late")
+    row("vision median (ms)", "{:.1f}", "vision_ms")
+    row("vision runs", "{}", "vision_runs")
+    row("vision skipped (too slow)", "{}", "vision_skipped")
+    row("algorithmic latency (ms)", "{:.1f}", "algorithmic_ms")
+    row("budgeted mic-to-speaker (ms, + compute)", "{:.0f}", "budget_ms")
+    row("measured mic-to-speaker (ms, median)", "{:.0f}", "lag_ms")
+    row("measured spread p10-p90 (ms)", "{:.0f}", "lag_spread_ms")
+    row("mic overflows", "{}", "overflows")
+    row("speaker underflows (PortAudio)", "{}", "underflows")
+    row("speaker underrun (ms of silence)", "{:.0f}", "underrun_ms")
+    row("dropped audio samples", "{}", "dropped_samples")
+    row("dropped video frames (camera)", "{}", "video_dropped")
+    row("CPU (% of one core)", "{:.0f}", "cpu_percent")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    from fixtures_services import PulseServer
+
+    import engines
+    from realtime.cli import build_spec
+    from realtime.demo import build_scene
+
+    model, model_name = load_model(args.model)
+    spec = build_spec(args)
+    engine = engines.load(args.engine, model, spec, threads=args.threads)
+    engine_name = f"{engine.name} on {engine.device}"
+    work = tempfile.mkdtemp(prefix="bench_rt_")
+    scene_dir, meta = build_scene(work, seconds=8.0, seed=0, log=lambda s: None)
+    server = PulseServer().start()
+    os.environ.update(server.client_env)
+    try:
+        from realtime.devices import refresh_audio_devices
+
+        refresh_audio_devices()
+        rows = []
+        for bypass, secs in ((False, args.seconds), (True, args.bypass_seconds)):
+            print(f"bench: {'bypass' if bypass else 'separation'} run, {secs:g} s + "
+                  f"{args.warmup:g} s warm-up ...", flush=True)
+            rows.append(run_mode(server, engine, spec, scene_dir, meta, secs, args.warmup,
+                                 bypass, args.blocksize, args.jitter_ms))
+    finally:
+        server.stop()
+    print(rows[0]["budget_line"])
+    text = table(rows, model_name, engine_name)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

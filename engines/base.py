@@ -1,0 +1,176 @@
+"""The engine interface every backend implements, and its configuration.
+
+An engine runs the two fused graphs of `engines.graphs`:
+  vision(frames)                         uint8 `(B, Tf, 224, 224, 3)` -> `(B, K, 14, 14)`
+  separate(audio, pixel_feats, cell_feats) -> (frames_out `(B, P, H, 1022)`, heat `(B, h*w)`)
+NumPy in -> NumPy out; a torch tensor in -> a torch tensor out on the input's device.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from pixelplayer.config import FRAME_SIZE, HOP, N_FFT
+
+VISION_INPUTS = ("frames",)
+VISION_OUTPUTS = ("pixel_feats",)
+SEPARATE_INPUTS = ("audio", "pixel_feats", "cell_feats")
+SEPARATE_OUTPUTS = ("frames_out", "heat")
+
+
+class EngineUnavailable(RuntimeError):
+    """This backend cannot run here (missing library or GPU, version mismatch, bad file).
+
+    The message is one line meant for a log or the user.
+    """
+
+
+class Missing(EngineUnavailable):
+    """The backend is simply not present here (library, GPU or artefact absent): an
+    expected skip, logged at INFO by `engines.load("auto")` rather than as a warning."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Fixed shapes of the separate graph and the limits engines are built for.
+
+    context_frames C: STFT frames the U-Net sees per call (multiple of 2**audio_depth).
+    hop_frames H: STFT frames produced per call (H * 256 samples of new audio).
+    lookahead L: newest frames used only as look-ahead (adds L*256 samples of latency).
+    max_pixels: most selected pixels per stream; batch: most streams per call.
+    frames: video frames Tf per vision call (the opt shape for TensorRT profiles).
+    fp16: use half precision where the backend supports it (GPU only).
+    """
+
+    context_frames: int = 128
+    hop_frames: int = 8
+    lookahead: int = 0
+    max_pixels: int = 4
+    batch: int = 1
+    frames: int = 1
+    fp16: bool = True
+    image_size: int = FRAME_SIZE
+
+    def __post_init__(self) -> None:
+        if self.hop_frames < 1 or self.lookahead < 0:
+            raise ValueError("hop_frames must be >= 1 and lookahead >= 0")
+        if self.hop_frames + self.lookahead > self.context_frames:
+            raise ValueError("hop_frames + lookahead must not exceed context_frames")
+        for name in ("max_pixels", "batch", "frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+    @property
+    def context_samples(self) -> int:
+        """Audio samples per separate call: (C-1)*256 + 1022."""
+        return (self.context_frames - 1) * HOP + N_FFT
+
+    @property
+    def grid(self) -> int:
+        """Cells per side of the feature map (14 for 224x224 frames)."""
+        return self.image_size // 16
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EngineSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def to_numpy(x, dtype=None) -> np.ndarray:
+    if is_torch(x):
+        x = x.detach().cpu().numpy()
+    arr = np.ascontiguousarray(x)
+    return arr if dtype is None or arr.dtype == dtype else arr.astype(dtype)
+
+
+class Engine(abc.ABC):
+    """A loaded backend. Subclasses implement `_vision` / `_separate` on NumPy or torch.
+
+    Not thread-safe (CUDA-graph and IOBinding buffers are reused): one engine per thread,
+    or serialise calls. Independent streams go together in one call along the batch axis.
+    """
+
+    name: str = "engine"
+
+    def __init__(self, spec: EngineSpec, device: str, k: int):
+        self.spec = spec
+        self.device = device
+        self.k = k
+
+    # ---- interface -------------------------------------------------------------------
+    def vision(self, frames):
+        """frames: uint8 RGB `(B, Tf, 224, 224, 3)` -> pixel features float32
+        `(B, K, 14, 14)` in (0, 1). Output type follows the input (NumPy or torch)."""
+        if frames.ndim != 5 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (B, Tf, H, W, 3) uint8, got {tuple(frames.shape)}")
+        return self._vision(frames)
+
+    def separate(self, audio, pixel_feats, cell_feats):
+        """audio float32 `(B, S)` samples, S = spec.context_samples; pixel_feats `(B, P, K)`;
+        cell_feats `(B, K, h, w)`.
+
+        Returns (frames_out float32 `(B, P, H, 1022)` windowed frames to overlap-add at hop
+        256 then divide by `dsp.steady_envelope()`, heat float32 `(B, h*w)` energy per cell).
+        Output type follows `audio` (NumPy or torch).
+        """
+        self._check_separate(audio, pixel_feats, cell_feats)
+        return self._separate(audio, pixel_feats, cell_feats)
+
+    def warmup(self, batch: int = 1, pixels: int = 1) -> None:
+        """Run both graphs once on dummy inputs (builds kernels, captures CUDA graphs)."""
+        frames, audio, feats, cells = self.dummy_inputs(batch, pixels)
+        self.vision(frames)
+        self.separate(audio, feats, cells)
+
+    def describe(self) -> dict:
+        """What runs: backend name, device, precision and shapes (for logs and UIs)."""
+        return {"engine": self.name, "device": self.device, "spec": self.spec.to_dict(),
+                "k": self.k, **self._describe()}
+
+    # ---- helpers ---------------------------------------------------------------------
+    def dummy_inputs(self, batch: int = 1, pixels: int = 1, seed: int = 0):
+        """NumPy (frames, audio, pixel_feats, cell_feats) of the right shapes."""
+        rng = np.random.default_rng(seed)
+        s, g = self.spec, self.spec.grid
+        frames = rng.integers(0, 256, (batch, s.frames, s.image_size, s.image_size, 3),
+                              dtype=np.uint8)
+        audio = (0.1 * rng.standard_normal((batch, s.context_samples))).astype(np.float32)
+        feats = rng.random((batch, pixels, self.k), dtype=np.float32)
+        cells = rng.random((batch, self.k, g, g), dtype=np.float32)
+        return frames, audio, feats, cells
+
+    def _check_separate(self, audio, pixel_feats, cell_feats) -> None:
+        b, s = audio.shape[0], audio.shape[-1]
+        if audio.ndim != 2 or s != self.spec.context_samples:
+            raise ValueError(f"audio must be (B, {self.spec.context_samples}), "
+                             f"got {tuple(audio.shape)}")
+        if pixel_feats.ndim != 3 or pixel_feats.shape[0] != b or pixel_feats.shape[2] != self.k:
+            raise ValueError(f"pixel_feats must be ({b}, P, {self.k}), "
+                             f"got {tuple(pixel_feats.shape)}")
+        if cell_feats.ndim != 4 or cell_feats.shape[:2] != (b, self.k):
+            raise ValueError(f"cell_feats must be ({b}, {self.k}, h, w), "
+                             f"got {tuple(cell_feats.shape)}")
+
+    def _describe(self) -> dict:
+        return {}
+
+    @abc.abstractmethod
+    def _vision(self, frames):
+        ...
+
+    @abc.abstractmethod
+    def _separate(self, audio, pixel_feats, cell_feats):
+        ...
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} on {self.device}>"

@@ -1,0 +1,163 @@
+"""`export-engine`: export PixelPlayer's inference graphs to ONNX / TensorRT / Triton.
+
+    export-engine --model default --format all --out engines/ --fp16
+
+Exit status: 0 done, 1 export failed (parity, TensorRT build), 2 bad input (model, output
+directory, options). Errors are one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("onnx", "tensorrt", "triton", "all")
+
+
+class BadInput(Exception):
+    """User error: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + error
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="export-engine",
+        description="Export the PixelPlayer vision and separate graphs for fast inference.")
+    p.add_argument("--model", default="default",
+                   help="'default' (shipped weights) or a checkpoint path")
+    p.add_argument("--format", default="onnx", choices=FORMATS,
+                   help="onnx, tensorrt (plans for this GPU), triton (model repository), all")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--fp16", action="store_true",
+                   help="half precision for TensorRT / Triton where the GPU supports it")
+    p.add_argument("--max-pixels", type=int, default=4, help="most selected pixels per stream")
+    p.add_argument("--max-batch", type=int, default=8, help="most streams per call")
+    p.add_argument("--frames", type=int, default=1, help="video frames per vision call")
+    p.add_argument("--context", type=int, default=128, help="STFT frames the U-Net sees")
+    p.add_argument("--hop-frames", type=int, default=8, help="STFT frames produced per call")
+    p.add_argument("--lookahead", type=int, default=0, help="look-ahead frames (latency)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17..19")
+    p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
+                   help="torch.onnx exporter (auto: dynamo, then TorchScript)")
+    return p
+
+
+def _step(n: int, total: int, text: str) -> None:
+    print(f"[{n}/{total}] {text}", flush=True)
+
+
+def _prepare(args):
+    """Validate options, output directory and model -> (model, spec). Raises BadInput."""
+    from engines.base import EngineSpec
+    from export.onnx_export import OPSET_MAX, OPSET_MIN
+
+    if not OPSET_MIN <= args.opset <= OPSET_MAX:
+        raise BadInput(f"--opset must be {OPSET_MIN}..{OPSET_MAX} (got {args.opset})")
+    try:
+        spec = EngineSpec(context_frames=args.context, hop_frames=args.hop_frames,
+                          lookahead=args.lookahead, max_pixels=args.max_pixels,
+                          batch=args.max_batch, frames=args.frames, fp16=args.fp16)
+    except ValueError as exc:
+        raise BadInput(f"bad shape options: {exc}") from None
+    out = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".export-engine-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BadInput(f"cannot write to output directory {out}: "
+                       f"{exc.strerror or exc}") from None
+    import pixelplayer
+
+    try:
+        model = pixelplayer.load(args.model)
+    except pixelplayer.CheckpointError as exc:
+        raise BadInput(str(exc)) from None
+    if args.context % model.time_multiple:
+        raise BadInput(f"--context must be a multiple of {model.time_multiple} for this model "
+                       f"(got {args.context})")
+    return model, spec
+
+
+def _export_onnx(model, spec, args, step) -> None:
+    from export import onnx_export, trt_ops
+
+    step("exporting ONNX graphs + onnx.checker + parity run (onnxruntime CPU vs torch)")
+    try:
+        paths = onnx_export.export_onnx(model, spec, args.out, args.opset, args.exporter,
+                                        say=lambda m: print(f"      {m}", flush=True))
+    except onnx_export.ParityError:
+        for name in onnx_export.GRAPH_FILES.values():
+            (args.out / name).unlink(missing_ok=True)  # never leave a failing graph behind
+        raise
+    for name in ("vision", "separate"):
+        bad = trt_ops.unsupported_ops(paths[name])
+        note = "all ops TensorRT-parseable" if not bad else f"NOT TensorRT-parseable: {bad}"
+        print(f"      {paths[name]} ({paths[name].stat().st_size / 1e6:.1f} MB, {note})")
+
+
+def run(args) -> int:
+    model, spec = _prepare(args)
+    fmt = args.format
+    want_trt = fmt in ("tensorrt", "all")
+    want_triton = fmt in ("triton", "all")
+    total = 2 + want_trt + want_triton
+    n = iter(range(1, total + 1))
+    step = lambda text: _step(next(n), total, text)  # noqa: E731
+    step(f"loaded model {args.model} (K={model.config.k}); spec {spec.to_dict()}")
+    _export_onnx(model, spec, args, step)
+    have_plans = False
+    if want_trt:
+        from export import tensorrt_build
+
+        step("building TensorRT plans (this GPU only)")
+        try:
+            meta = tensorrt_build.build_all(args.out, args.out, spec, model.config.k,
+                                            args.fp16, say=lambda m: print(f"      {m}"))
+            print(f"      wrote {meta}")
+            have_plans = True
+        except tensorrt_build.BuildError as exc:
+            if fmt == "tensorrt":
+                raise
+            print(f"      skipped TensorRT: {exc}", flush=True)
+    if want_triton:
+        from export import triton
+
+        step("writing Triton model repository")
+        configs = triton.write_repository(args.out / "triton", args.out, spec, model.config.k,
+                                          use_plans=have_plans, fp16=args.fp16)
+        for config in configs:
+            print(f"      {config}")
+    print(f"done: {args.out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    try:
+        args = get_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad option (2)
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except BadInput as exc:
+        print(f"export-engine: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # export failures: one line, not a traceback
+        from export.onnx_export import ExportError
+        from export.tensorrt_build import BuildError
+
+        if not isinstance(exc, (ExportError, BuildError, OSError)):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"export-engine: failed: {first}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""`pixelplayer-separate`: the sound of one pixel of a video, offline, whole clip as context."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load
+from .config import IMAGENET_MEAN, IMAGENET_STD, SAMPLE_RATE
+
+SHORT_SIDE = 224  # frames are scaled so their short side matches the training frames
+VISUAL_FRAMES = 3
+
+
+class InputError(Exception):
+    """Unusable user input; the message is one line."""
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y in pixels, got {text!r}") from None
+    return x, y
+
+
+def read_audio(path: Path) -> np.ndarray:
+    """Any rate, mono or stereo -> float32 mono at 11025 Hz, `(S,)`."""
+    import soundfile as sf
+    import soxr
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError) as exc:
+        raise InputError(f"cannot read audio {path}: {exc}") from None
+    mono = data.mean(axis=1)
+    return soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else mono
+
+
+def video_audio(path: Path) -> np.ndarray:
+    """The video's own sound track, decoded by ffmpeg to 11025 Hz mono float32."""
+    if shutil.which("ffmpeg") is None:
+        raise InputError("reading a video's sound needs ffmpeg (run scripts/setup) or pass --audio WAV")
+    proc = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar",
+                           str(SAMPLE_RATE), "-f", "f32le", "-"], capture_output=True)
+    if proc.returncode != 0 or not proc.stdout:
+        raise InputError(f"{path} has no readable sound track; pass --audio WAV")
+    return np.frombuffer(proc.stdout, dtype=np.float32).copy()
+
+
+def read_frames(path: Path, n: int = VISUAL_FRAMES) -> tuple[np.ndarray, tuple[int, int]]:
+    """n RGB frames spread over the clip (at 1/(n+1) ... n/(n+1) of it) and the size (W, H)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    if not cap.isOpened() or count <= 0:
+        raise InputError(f"cannot read video {path}")
+    frames = []
+    for k in range(1, n + 1):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(count * k / (n + 1)))
+        ok, frame = cap.read()
+        if ok:
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    if not frames:
+        raise InputError(f"cannot decode frames of {path}")
+    h, w = frames[0].shape[:2]
+    return np.stack(frames), (w, h)
+
+
+def frames_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 RGB `(Tf, H, W, 3)` -> normalised `(1, 3, Tf, H', W')`, short side 224, sides
+    multiples of 16 (so cells are 16x16 pixels of the scaled frame)."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    scale = SHORT_SIDE / min(h, w)
+    size = (max(16, round(w * scale / 16) * 16), max(16, round(h * scale / 16) * 16))
+    resized = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+    x = (resized.astype(np.float32) / 255 - np.array(IMAGENET_MEAN, np.float32)) / np.array(
+        IMAGENET_STD, np.float32)
+    return torch.from_numpy(x).permute(3, 0, 1, 2).unsqueeze(0)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pixelplayer-separate",
+        description="Separate the sound of one pixel of a video over the whole clip (offline). "
+                    "The output is mono WAV at 11025 Hz, the model's rate.")
+    p.add_argument("video", type=Path, help="video file (its picture selects the source)")
+    p.add_argument("--audio", type=Path, help="mixture audio (any rate, mono or stereo); "
+                   "default: the video's own sound track")
+    p.add_argument("--select", type=parse_point, help="X,Y pixel in the video's own "
+                   "coordinates; default: the loudest cell of the sound heatmap")
+    p.add_argument("--out", type=Path, required=True, help="output WAV")
+    p.add_argument("--model", default="default", help="'default' or a checkpoint path")
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    from .separation import pixel_to_cell, separate_by_pixels
+    import soundfile as sf
+
+    try:
+        if not args.video.is_file():
+            raise InputError(f"no such video: {args.video}")
+        model = load(args.model, map_location=args.device)
+        mix = read_audio(args.audio) if args.audio else video_audio(args.video)
+        frames, (width, height) = read_frames(args.video)
+        x = frames_tensor(frames).to(args.device)
+        grid_h, grid_w = x.shape[-2] // 16, x.shape[-1] // 16
+        cells = None
+        if args.select is not None:
+            sx, sy = args.select
+            if not (0 <= sx < width and 0 <= sy < height):
+                raise InputError(f"--select {sx:g},{sy:g} lies outside the {width}x{height} picture")
+            cells = torch.tensor([[pixel_to_cell(sx, sy, width, height, grid_w, grid_h)]])
+        sound, heat = separate_by_pixels(model, x, torch.from_numpy(mix)[None].to(args.device),
+                                         None if cells is None else cells.to(args.device))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(args.out), sound[0, 0].cpu().numpy(), SAMPLE_RATE)
+    except (InputError, CheckpointError, OSError) as exc:
+        print(f"pixelplayer-separate: error: {exc}", file=sys.stderr)
+        return 2
+    cell = int(cells[0, 0]) if cells is not None else int(heat[0].flatten().argmax())
+    print(f"wrote {args.out} ({mix.size / SAMPLE_RATE:.1f} s, cell {divmod(cell, grid_w)} "
+          f"of a {grid_h}x{grid_w} grid)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

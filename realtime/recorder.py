@@ -1,0 +1,341 @@
+"""Writing results to disk without stalling the audio: WAVs and annotated MP4s.
+
+`BackgroundWriter`  one thread + a bounded queue of jobs; a full queue drops
+                    the job (counted) instead of blocking a real-time caller.
+`VideoWriter`       annotated frames -> MP4 at a constant frame rate.  With
+                    ffmpeg (H.264 or MPEG-4 part 2) the file is a *fragmented*
+                    MP4: valid at every keyframe (1 s), so a Ctrl-C, SIGTERM
+                    or even SIGKILL leaves a playable file.  Without ffmpeg,
+                    OpenCV's mp4v writer (valid once closed).
+`Recording`         what the r key records: isolated WAV + mixture WAV +
+                    annotated MP4, named ``rec-<time>-{isolated,mixture}.wav``
+                    / ``rec-<time>-video.mp4``.
+
+WAVs use `realtime.audio_io.WavRecorder` (header kept valid at any time,
+closed by `close_all_writers` from the app's SIGTERM handler).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from realtime.audio_io import MODEL_RATE, WavRecorder
+
+__all__ = ["AlignedWavSink", "BackgroundWriter", "VideoWriter", "Recording", "RecordingSwitch"]
+
+
+class BackgroundWriter:
+    """Runs submitted jobs in order on one daemon thread.
+
+    Args:
+        maxsize: most jobs waiting; beyond that `submit(block=False)` drops.
+        name: thread name.
+    """
+
+    def __init__(self, maxsize: int = 64, name: str = "writer") -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.dropped = 0          # jobs refused because the queue was full
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn, *args, block: bool = False, timeout: float | None = None) -> bool:
+        """Queue ``fn(*args)``.  Returns False (and counts a drop) if the queue
+        stayed full (`block=False`: at once; else after `timeout` s)."""
+        try:
+            self._q.put((fn, args), block=block, timeout=timeout)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            return False
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            if job is None:
+                return
+            fn, args = job
+            try:
+                fn(*args)
+            except Exception as exc:  # a failing sink must not kill the others
+                if len(self.errors) < 10:
+                    self.errors.append(f"{getattr(fn, '__qualname__', fn)}: {exc}")
+
+    @property
+    def pending(self) -> int:
+        return self._q.qsize()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Run what is queued, then stop the thread (idempotent)."""
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join(timeout)
+
+
+def _ffmpeg_encoder() -> str | None:
+    """'libx264' or 'mpeg4' when ffmpeg has it, else None."""
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True,
+                             text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for name in ("libx264", "mpeg4"):
+        if f" {name} " in out:
+            return name
+    return None
+
+
+_ENCODER: list = []   # cache of _ffmpeg_encoder()'s answer
+
+
+class VideoWriter:
+    """Frames (H, W, 3) uint8 BGR at wall/stream times -> a constant-rate MP4.
+
+    Args:
+        path: output .mp4 (its directory must exist).
+        fps: frame rate of the file.
+        realtime: True drops frames when the encoder falls behind (counted in
+            `dropped`); False blocks instead (offline runs keep every frame).
+
+    `write(img, t)` places the frame at time `t` seconds: frames are repeated
+    across gaps and skipped when they come faster than `fps`, so the file's
+    timeline follows `t` (at most 10 s of repeats per gap).  The size is fixed
+    by the first frame; later frames of another size are resized.
+    """
+
+    def __init__(self, path, fps: float = 25.0, realtime: bool = True) -> None:
+        self.path = os.fspath(path)
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self.realtime = realtime
+        self.frames = 0           # frames in the file
+        self.dropped = 0          # frames lost to a slow encoder
+        self._size = None
+        self._t0 = None
+        self._proc = None
+        self._cv = None
+        self._writer = BackgroundWriter(maxsize=16, name="video-writer")
+        self._closed = False
+
+    def _open(self, w: int, h: int) -> None:
+        if not _ENCODER:
+            _ENCODER.append(_ffmpeg_encoder())
+        codec = _ENCODER[0]
+        self._size = (w, h)
+        if codec is None:
+            self._cv = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self._cv.isOpened():
+                raise OSError(f"cannot write video {self.path}")
+            return
+        extra = (["-preset", "ultrafast", "-tune", "zerolatency", "-crf", "23"]
+                 if codec == "libx264" else ["-q:v", "5"])
+        cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+               "-s", f"{w}x{h}", "-r", f"{self.fps:g}", "-i", "-", "-an",
+               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", codec, *extra,
+               "-pix_fmt", "yuv420p", "-g", str(max(1, int(round(self.fps)))),
+               "-movflags", "+frag_keyframe+empty_moov+default_base_moof", self.path]
+        # Own session: a terminal's Ctrl-C must not kill the encoder before we close it.
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def _emit(self, data) -> None:
+        if self._proc is not None:
+            try:
+                self._proc.stdin.write(data)
+            except (BrokenPipeError, OSError, ValueError):
+                self.dropped += 1
+        elif self._cv is not None:
+            self._cv.write(data)
+
+    def write(self, img: np.ndarray, t: float | None = None) -> None:
+        """Add frame `img` (H, W, 3) uint8 BGR shown at time `t` seconds
+        (monotonic or stream time; None = the next slot)."""
+        if self._closed:
+            return
+        if self._size is None:
+            self._open(img.shape[1], img.shape[0])
+            self._t0 = t
+        if (img.shape[1], img.shape[0]) != self._size:
+            img = cv2.resize(img, self._size, interpolation=cv2.INTER_AREA)
+        target = self.frames + 1 if t is None or self._t0 is None else \
+            int((t - self._t0) * self.fps + 1e-6) + 1
+        if target <= self.frames:
+            return                                   # faster than fps: skip
+        repeats = min(target - self.frames, int(10 * self.fps))
+        data = np.ascontiguousarray(img) if self._cv is not None else img.tobytes()
+        for _ in range(repeats):
+            if self._writer.submit(self._emit, data, block=not self.realtime, timeout=None):
+                self.frames += 1
+            else:
+                self.dropped += 1
+                self.frames += 1   # keep the timeline: the slot is lost, not shifted
+
+    def close(self, timeout: float = 20.0) -> None:
+        """Finish the file (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close(timeout)
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        if self._cv is not None:
+            self._cv.release()
+
+
+class AlignedWavSink:
+    """Pipeline sink writing the isolated sound on the *input's* timeline (--out).
+
+    The separator's output sample i is input sample i - `latency`; this sink
+    drops the first `latency` output samples and, on the final call (mixture
+    None, `in_pos` = samples fed), trims what the flush padded beyond the
+    input.  An offline run therefore writes exactly as many samples as it read.
+
+    Args:
+        path: output WAV (11025 Hz mono, PCM_16), valid at any time.
+        latency: `StreamingSeparator.latency_samples`.
+    """
+
+    def __init__(self, path, latency: int) -> None:
+        self.wav = WavRecorder(path, MODEL_RATE).start()
+        self.latency = int(latency)
+        self.path = self.wav.path
+
+    def __call__(self, isolated, mixture, in_pos: int, out_pos: int) -> None:
+        lo = max(0, self.latency - out_pos)
+        hi = isolated.shape[0]
+        if mixture is None:               # end of stream: keep only real input
+            hi = min(hi, in_pos + self.latency - out_pos)
+        if hi > lo:
+            self.wav.write(isolated[lo:hi])
+
+    def close(self) -> None:
+        self.wav.close()
+
+
+class Recording:
+    """One r-key recording: isolated + mixture WAVs and the annotated MP4.
+
+    Args:
+        directory: where the files go (created if missing).
+        fps: video frame rate.
+        latency: the separator's output offset in samples (`latency_samples`),
+            used to line the isolated sound up with the mixture.
+    Files: ``rec-YYYYmmdd-HHMMSS-isolated.wav``, ``...-mixture.wav`` (11025 Hz
+    mono) and ``...-video.mp4``.  Audio is written by the caller's writer
+    thread (`write_audio`), video frames by the GUI thread (`write_frame`).
+    """
+
+    def __init__(self, directory, fps: float = 25.0, latency: int = 0) -> None:
+        os.makedirs(directory, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = os.path.join(os.fspath(directory), f"rec-{stamp}")
+        k = 1
+        while os.path.exists(base + "-isolated.wav"):
+            k += 1
+            base = os.path.join(os.fspath(directory), f"rec-{stamp}-{k}")
+        self.paths = {"isolated": base + "-isolated.wav", "mixture": base + "-mixture.wav",
+                      "video": base + "-video.mp4"}
+        self.isolated = WavRecorder(self.paths["isolated"], MODEL_RATE).start()
+        self.mixture = WavRecorder(self.paths["mixture"], MODEL_RATE).start()
+        self.latency = int(latency)
+        self._aligned = False
+        self._skip = 0
+        self.video = VideoWriter(self.paths["video"], fps, realtime=True)
+        self.started = time.monotonic()
+
+    def write_audio(self, isolated: np.ndarray | None, mixture: np.ndarray | None,
+                    in_pos: int = 0, out_pos: int = 0) -> None:
+        """Append (n,) float32 blocks at 11025 Hz (either may be None/empty).
+
+        in_pos / out_pos: stream positions (samples) of mixture[0] / isolated[0].
+        Both files start at input sample `in_pos` of the first call: the
+        isolated stream lags by ``in_pos + latency - out_pos`` samples there,
+        which are skipped, so sample j of one file is sample j of the other.
+        """
+        if not self._aligned:
+            self._aligned = True
+            self._skip = max(0, int(in_pos) + self.latency - int(out_pos))
+        if isolated is not None and isolated.size:
+            drop = min(self._skip, isolated.shape[0])
+            self._skip -= drop
+            if drop < isolated.shape[0]:
+                self.isolated.write(isolated[drop:])
+        if mixture is not None and mixture.size:
+            self.mixture.write(mixture)
+
+    def write_frame(self, img: np.ndarray, t: float) -> None:
+        self.video.write(img, t)
+
+    def close_audio(self) -> None:
+        self.isolated.close()
+        self.mixture.close()
+
+    def close(self) -> None:
+        """Close all three files (idempotent)."""
+        self.close_audio()
+        self.video.close()
+
+
+class RecordingSwitch:
+    """The r key: starts/stops a `Recording`; also the pipeline sink feeding it.
+
+    Args:
+        directory, fps, latency: for each new `Recording`.
+        writer: the pipeline's `BackgroundWriter` (the thread that calls this
+            sink), used to close the WAVs after the audio queued before stop.
+        log: callable(str) for the file names.
+    Audio arrives on the writer thread (``__call__``), frames and toggles on
+    the GUI thread; `current` is swapped as a whole reference.
+    """
+
+    def __init__(self, directory, fps: float, latency: int, writer: BackgroundWriter,
+                 log=print) -> None:
+        self.directory, self.fps, self.latency = directory, fps, latency
+        self.writer, self.log = writer, log
+        self.current: Recording | None = None
+
+    def __call__(self, isolated, mixture, in_pos: int, out_pos: int) -> None:
+        rec = self.current
+        if rec is not None:
+            rec.write_audio(isolated, mixture, in_pos, out_pos)
+
+    def write_frame(self, img: np.ndarray, t: float) -> None:
+        rec = self.current
+        if rec is not None:
+            rec.write_frame(img, t)
+
+    def toggle(self) -> None:
+        """Start a recording, or stop the running one."""
+        if self.current is not None:
+            self.stop()
+            return
+        self.current = Recording(self.directory, self.fps, self.latency)
+        self.log(f"recording to {self.current.paths['isolated']} (+ mixture WAV, video MP4)")
+
+    def stop(self) -> None:
+        """Stop and close the running recording (idempotent)."""
+        rec, self.current = self.current, None
+        if rec is None:
+            return
+        # Audio queued before now is written first, then the WAVs close (same thread).
+        if not self.writer.submit(rec.close_audio, block=True, timeout=5.0):
+            rec.close_audio()
+        rec.video.close()
+        self.log(f"recording saved: {', '.join(rec.paths.values())}")

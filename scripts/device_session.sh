@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One GPU session (the device tool's machine): train the default model on the carried solo
+# cache, then measure the CUDA paths. Writes everything worth keeping under $OUT.
+#   MINUTES: training budget; DATA: carried cache; PY: python with torch (CUDA build).
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; PY=${PY:-python3}; MINUTES=${MINUTES:-6}; DATA=${DATA:-cache/gpu_carry}
+mkdir -p "$OUT"
+if [ -d .whl ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/machine.txt" 2>&1
+$PY -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, platform.python_version())" >> "$OUT/machine.txt" 2>&1
+date -u >> "$OUT/machine.txt"
+date -u +"train start %T"
+timeout $(( ${MINUTES%.*} * 60 + 120 )) $PY -m pixelplayer.train_cli --data "$DATA" --out /tmp/run \
+  --preset light --epochs 1000 --steps-per-epoch 150 --batch-size 32 --vary-visuals \
+  --val-mixtures 32 --workers ${WORKERS:-14} --max-minutes "$MINUTES" --seed 0 2>&1 \
+  | tr '\r' '\n' | grep -v 'it/s\]$' | grep -v 's/it\]$' > "$OUT/train.log"
+date -u +"train end %T"
+tail -n 3 "$OUT/train.log"
+cp /tmp/run/log.jsonl /tmp/run/summary.json "$OUT/" 2>/dev/null
+$PY - <<'PYEOF'
+import os, torch
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+src = "/tmp/run/best.safetensors"
+if os.path.exists(src):
+    with safe_open(src, "pt") as fh:
+        meta = fh.metadata()
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(src).items()}
+    save_file(state, os.path.join(os.environ.get("OUT", "/tmp/out"), "best_fp16.safetensors"), metadata=meta)
+    print("saved fp16 weights")
+PYEOF
+$PY benchmarks/bench_model.py --device cuda --repeats 20 > "$OUT/bench_model_cuda.txt" 2>&1
+$PY benchmarks/bench_engines.py --quick --backends ${BACKENDS:-torch-cuda,torch-cuda-eager} > "$OUT/bench_engines_cuda.txt" 2>&1
+$PY benchmarks/bench_engines.py --quick --hop-frames 1 --pixels 1 --streams 1,8,32,128 --backends ${BACKENDS:-torch-cuda,torch-cuda-eager} >> "$OUT/bench_engines_cuda.txt" 2>&1
+date -u +"all done %T"

@@ -1,0 +1,129 @@
+"""Torch and onnxruntime engines: parity at several shapes, interface behaviour."""
+import pathlib
+import sys
+
+# tests/ is on sys.path (tests/conftest.py) and its engines/ and export/ folders would shadow
+# the real packages as namespace packages: make sure the repository root wins.
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+_SHADOWED = {r for r in ("engines", "export")
+             if r in sys.modules and getattr(sys.modules[r], "__file__", None) is None}
+for _name in [m for m in sys.modules if m.split(".")[0] in _SHADOWED]:
+    del sys.modules[_name]
+
+import numpy as np
+import pytest
+import torch
+
+from engines.base import EngineSpec, EngineUnavailable, Missing
+from engines.torch_engine import TorchEngine
+from export.onnx_export import export_protos
+from pixelplayer.config import N_FFT, ModelConfig
+from pixelplayer.model import PixelPlayer
+
+ort = pytest.importorskip("onnxruntime")
+from engines.onnx_engine import OnnxEngine  # noqa: E402
+
+SPEC = EngineSpec(context_frames=128, hop_frames=8, lookahead=2, max_pixels=4, batch=4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(1)
+    return PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)).eval()
+
+
+@pytest.fixture(scope="module")
+def onnx_blobs(model):
+    protos, errors = export_protos(model, SPEC, opset=17, exporter="legacy")
+    assert set(errors) == {"pixel_feats", "frames_out", "heat"}
+    return {n: p.SerializeToString() for n, p in protos.items()}
+
+
+@pytest.fixture(scope="module")
+def engines(model, onnx_blobs):
+    return (TorchEngine(model, SPEC, "cpu"),
+            OnnxEngine(onnx_blobs, SPEC, "cpu", threads=2))
+
+
+def _close(a, b, rtol_of_max=1e-3, atol=1e-5):
+    err = np.max(np.abs(a - b))
+    assert err <= atol + rtol_of_max * np.max(np.abs(b)), err
+
+
+@pytest.mark.parametrize("batch,frames", [(1, 1), (2, 3)])
+def test_vision_parity(engines, batch, frames):
+    torch_eng, onnx_eng = engines
+    rng = np.random.default_rng(batch + frames)
+    x = rng.integers(0, 256, (batch, frames, 224, 224, 3), dtype=np.uint8)
+    ref, got = torch_eng.vision(x), onnx_eng.vision(x)
+    assert got.shape == ref.shape == (batch, 8, 14, 14)
+    assert got.dtype == np.float32
+    _close(got, ref, 1e-4)
+
+
+@pytest.mark.parametrize("batch,pixels", [(1, 1), (2, 4), (3, 2), (4, 16)])
+def test_separate_parity(engines, batch, pixels):
+    torch_eng, onnx_eng = engines
+    _, audio, feats, cells = torch_eng.dummy_inputs(batch, pixels, seed=batch * 7 + pixels)
+    ref = torch_eng.separate(audio, feats, cells)
+    got = onnx_eng.separate(audio, feats, cells)
+    assert got[0].shape == ref[0].shape == (batch, pixels, 8, N_FFT)
+    assert got[1].shape == ref[1].shape == (batch, 196)
+    _close(got[0], ref[0])
+    _close(got[1], ref[1])
+
+
+def test_output_type_follows_input(engines):
+    for eng in engines:
+        frames, audio, feats, cells = eng.dummy_inputs(1, 2)
+        out = eng.vision(torch.from_numpy(frames))
+        assert isinstance(out, torch.Tensor) and out.shape == (1, 8, 14, 14)
+        fo, heat = eng.separate(torch.from_numpy(audio), torch.from_numpy(feats),
+                                torch.from_numpy(cells))
+        assert isinstance(fo, torch.Tensor) and isinstance(heat, torch.Tensor)
+        assert isinstance(eng.vision(frames), np.ndarray)
+
+
+def test_interface_validation(engines):
+    eng = engines[1]
+    _, audio, feats, cells = eng.dummy_inputs(1, 1)
+    with pytest.raises(ValueError, match="audio must be"):
+        eng.separate(audio[:, :-1], feats, cells)
+    with pytest.raises(ValueError, match="pixel_feats"):
+        eng.separate(audio, feats[..., :3], cells)
+    with pytest.raises(ValueError, match="frames must be"):
+        eng.vision(np.zeros((1, 224, 224, 3), np.uint8))
+
+
+def test_describe(engines):
+    torch_eng, onnx_eng = engines
+    assert torch_eng.describe()["engine"] == "torch"
+    info = onnx_eng.describe()
+    assert info["providers"] == ["CPUExecutionProvider"] and info["device"] == "cpu"
+    assert info["spec"]["lookahead"] == 2
+
+
+def test_onnx_cuda_without_gpu_provider_is_missing(onnx_blobs):
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider")
+    with pytest.raises(Missing, match="no GPU provider"):
+        OnnxEngine(onnx_blobs, SPEC, "cuda")
+
+
+def test_onnx_engine_refuses_other_spec(onnx_blobs):
+    with pytest.raises(EngineUnavailable, match="hop_frames"):
+        OnnxEngine(onnx_blobs, EngineSpec(hop_frames=4), "cpu")
+
+
+def test_onnx_engine_corrupt_graph():
+    with pytest.raises(EngineUnavailable, match="could not load"):
+        OnnxEngine({"vision": b"not an onnx file", "separate": b"x"}, SPEC, "cpu")
+
+
+def test_torch_cuda_unavailable_is_missing(model):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    with pytest.raises(Missing):
+        TorchEngine(model, SPEC, "cuda")

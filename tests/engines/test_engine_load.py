@@ -1,0 +1,185 @@
+"""engines.load: picks a working engine, logs why others were skipped, falls back."""
+import pathlib
+import sys
+
+# tests/ is on sys.path (tests/conftest.py) and its engines/ and export/ folders would shadow
+# the real packages as namespace packages: make sure the repository root wins.
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+_SHADOWED = {r for r in ("engines", "export")
+             if r in sys.modules and getattr(sys.modules[r], "__file__", None) is None}
+for _name in [m for m in sys.modules if m.split(".")[0] in _SHADOWED]:
+    del sys.modules[_name]
+
+import json
+import logging
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import engines
+from engines.base import EngineSpec, EngineUnavailable
+from export import onnx_export
+from pixelplayer import checkpoint
+from pixelplayer.config import ModelConfig
+from pixelplayer.model import PixelPlayer
+
+pytest.importorskip("onnxruntime")
+SPEC = EngineSpec(hop_frames=8, max_pixels=2)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(2)
+    return PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)).eval()
+
+
+@pytest.fixture(scope="module")
+def cache(model, tmp_path_factory):
+    """An ONNX cache filled with the fast TorchScript exporter (load() then reuses it)."""
+    folder = tmp_path_factory.mktemp("onnx-cache")
+    onnx_export.cached_onnx(model, SPEC, exporter="legacy", cache_dir=folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def artifact(model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("artifact")
+    onnx_export.export_onnx(model, SPEC, out, exporter="legacy")
+    return out
+
+
+def _copy_artifact(src, dst):
+    dst.mkdir(exist_ok=True)
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def _works(engine):
+    frames, audio, feats, cells = engine.dummy_inputs(1, 2)
+    assert engine.vision(frames).shape == (1, 8, 14, 14)
+    assert engine.separate(audio, feats, cells)[0].shape == (1, 2, 8, 1022)
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_auto_on_cpu_prefers_onnxruntime(model, cache, caplog):
+    caplog.set_level(logging.INFO, logger="engines")
+    engine = engines.load("auto", model, SPEC, device="cpu", cache_dir=cache)
+    assert engine.name == "onnxruntime" and engine.device == "cpu"
+    _works(engine)
+    assert engine.load_report[-1] == "onnxruntime-cpu: picked"
+    assert any("picked onnxruntime-cpu" in r.getMessage() for r in caplog.records)
+    assert not _warnings(caplog)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU skip reasons")
+def test_auto_logs_why_gpu_engines_were_skipped(model, cache, caplog):
+    caplog.set_level(logging.INFO, logger="engines")
+    engine = engines.load("auto", model, SPEC, cache_dir=cache)
+    assert engine.device == "cpu"
+    assert any("tensorrt-cuda" in line and "no CUDA" in line for line in engine.load_report)
+    assert not _warnings(caplog)
+
+
+def test_requested_tensorrt_without_plans_falls_back_with_warning(model, cache, caplog):
+    engine = engines.load("tensorrt", model, SPEC, device="cpu", cache_dir=cache)
+    _works(engine)  # device=cpu: no CUDA candidates at all, so no TensorRT attempt
+    engine = engines.load("tensorrt", model, SPEC, device="cuda", cache_dir=cache)
+    _works(engine)
+    warnings = _warnings(caplog)
+    assert any(w.startswith("engine tensorrt-cuda unavailable") for w in warnings), warnings
+    assert all("\n" not in w for w in warnings)
+
+
+def test_unavailable_provider_falls_back(model, cache, caplog):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime has a CUDA provider here")
+    engine = engines.load("onnx", model, SPEC, device="cuda", cache_dir=cache)
+    assert engine.name == "onnxruntime" and engine.device == "cpu"
+    assert any("onnxruntime-cuda unavailable" in w and "GPU provider" in w
+               for w in _warnings(caplog))
+
+
+def test_artifact_directory_loads_onnx(artifact, caplog):
+    engine = engines.load("onnx", artifact, SPEC, device="cpu")
+    assert engine.name == "onnxruntime"
+    _works(engine)
+    assert not _warnings(caplog)
+
+
+def test_corrupt_artifact_falls_back_to_torch(artifact, tmp_path, caplog):
+    bad = _copy_artifact(artifact, tmp_path / "bad")
+    (bad / "separate.onnx").write_bytes(b"\x08\x07garbage" * 100)
+    engine = engines.load("onnx", bad, SPEC, device="cpu")
+    assert engine.name == "torch"  # rebuilt from the artefact's model.safetensors
+    _works(engine)
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and "onnxruntime-cpu unavailable" in warnings[0]
+
+
+def test_artifact_with_other_spec_falls_back(artifact, caplog):
+    engine = engines.load("onnx", artifact, EngineSpec(hop_frames=4), device="cpu")
+    assert engine.name == "torch" and engine.spec.hop_frames == 4
+    assert any("hop_frames" in w for w in _warnings(caplog))
+
+
+def _fake_tensorrt_gpu(monkeypatch, version="10.0.0", capability=(8, 6)):
+    """A machine that claims CUDA + TensorRT but cannot really run either."""
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+
+
+def test_mismatched_tensorrt_plan_falls_back(artifact, tmp_path, monkeypatch, caplog):
+    art = _copy_artifact(artifact, tmp_path / "trt")
+    (art / "separate.plan").write_bytes(b"plan")
+    (art / "vision.plan").write_bytes(b"plan")
+    meta = {"tensorrt_version": "8.6.1", "compute_capability": [8, 6], "gpu_name": "Fake GPU",
+            "k": 8, "spec": SPEC.to_dict(),
+            "plans": {n: {"file": f"{n}.plan"} for n in ("vision", "separate")}}
+    (art / "tensorrt.json").write_text(json.dumps(meta))
+    _fake_tensorrt_gpu(monkeypatch, version="10.3.0")
+    engine = engines.load("auto", art, SPEC, device="cuda")
+    assert engine.name != "tensorrt"  # torch CUDA where a real GPU exists, else a CPU one
+    _works(engine)
+    warnings = _warnings(caplog)
+    assert any("tensorrt-cuda unavailable" in w and "TensorRT 8.6.1" in w for w in warnings), \
+        warnings
+
+
+def test_bad_checkpoint_raises_at_once(tmp_path):
+    from pixelplayer import CheckpointError
+
+    with pytest.raises(CheckpointError):
+        engines.load("auto", tmp_path / "missing.safetensors", SPEC)
+
+
+def test_nothing_works_raises(tmp_path, caplog):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EngineUnavailable, match="no engine works"):
+        engines.load("auto", empty, SPEC, device="cpu")
+
+
+def test_checkpoint_path_source(model, cache, tmp_path):
+    path = checkpoint.save(model, tmp_path / "m.safetensors")
+    engine = engines.load("torch", path, SPEC, device="cpu")
+    assert engine.name == "torch"
+    ref = engines.load("onnx", model, SPEC, device="cpu", cache_dir=cache)
+    frames = ref.dummy_inputs(1, 1)[0]
+    np.testing.assert_allclose(engine.vision(frames), ref.vision(frames), atol=1e-4)
+
+
+def test_unknown_kind(model):
+    with pytest.raises(ValueError, match="engine kind"):
+        engines.load("tflite", model, SPEC)
