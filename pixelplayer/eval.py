@@ -82,7 +82,8 @@ def _peak_on_player(heat: torch.Tensor, box, width: int, height: int) -> bool:
 
 
 def evaluate_scene(model: PixelPlayer, scene) -> dict:
-    """Per-player SDR when clicking each player's picture centre, baselines, localization."""
+    """Per-player SDR when clicking each player's picture centre (features pooled over
+    CLICK_POOL cells, and from the single cell), baselines, localization."""
     device = next(model.parameters()).device
     frames = scene_frames(scene, _visual_times(scene.seconds)).to(device)
     width, height = scene.size
@@ -90,10 +91,12 @@ def evaluate_scene(model: PixelPlayer, scene) -> dict:
     mix = torch.from_numpy(scene.mixture).unsqueeze(0)
     sources = torch.from_numpy(scene.sources)
     cells = [pixel_to_cell(cx, cy, width, height, grid_w, grid_h) for cx, cy in scene.centres]
-    est, _ = separate_by_pixels(model, frames, mix.to(device), torch.tensor([cells], device=device))
-    est = est[0].cpu()
+    cell_t = torch.tensor([cells], device=device)
+    est = separate_by_pixels(model, frames, mix.to(device), cell_t)[0][0].cpu()
+    single = separate_by_pixels(model, frames, mix.to(device), cell_t, pool=1)[0][0].cpu()
     ibm = oracle_binary_mask(sources.unsqueeze(0), mix)[0]
     result = {"pixel_sdr": sdr(sources, est).tolist(),
+              "single_cell_sdr": sdr(sources, single).tolist(),
               "mix_sdr": sdr(sources, mix.expand_as(sources)).tolist(),
               "ibm_sdr": sdr(sources, ibm).tolist(), "loc_hits": 0, "loc_windows": 0}
     win = (LOCALIZATION_WINDOW - 1) * 256
@@ -118,6 +121,7 @@ def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True) -> dict:
     windows = sum(r["loc_windows"] for r in per)
     return {"scenes": len(per), "players": len(flat("pixel_sdr")),
             "pixel_sdr": _mean(flat("pixel_sdr")), "mix_sdr": _mean(flat("mix_sdr")),
+            "single_cell_sdr": _mean(flat("single_cell_sdr")),
             "ibm_sdr": _mean(flat("ibm_sdr")),
             "pixel_nsdr": _mean(np.subtract(flat("pixel_sdr"), flat("mix_sdr"))),
             "localization_accuracy": sum(r["loc_hits"] for r in per) / windows if windows else float("nan"),

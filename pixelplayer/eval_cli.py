@@ -39,7 +39,8 @@ def format_table(results: dict) -> str:
                   f"| 2-mix NSDR (dB) | {mix['nsdr']:.2f} | 0.00 | {mix['ibm_sdr'] - mix['mix_sdr']:.2f} |",
                   f"| 2-mix SIR / SAR (dB) | {mix['sir']:.2f} / {mix['sar']:.2f} | | |"]
     if sc:
-        lines += [f"| duet click SDR (dB), {sc['players']} players | {sc['pixel_sdr']:.2f} | {sc['mix_sdr']:.2f} | {sc['ibm_sdr']:.2f} |",
+        lines += [f"| duet click SDR (dB), {sc['players']} players, 5x5 cells | {sc['pixel_sdr']:.2f} | {sc['mix_sdr']:.2f} | {sc['ibm_sdr']:.2f} |",
+                  f"| duet single-cell SDR (dB), no pooling | {sc['single_cell_sdr']:.2f} | | |",
                   f"| localization accuracy, {sc['localization_windows']} windows | {100 * sc['localization_accuracy']:.1f}% | | |"]
     return "\n".join(lines)
 

@@ -222,5 +222,13 @@ def apply_mask(mask_warped: torch.Tensor, real: torch.Tensor, imag: torch.Tensor
     return real * mask, imag * mask
 
 
+def neighbourhood_max(pixel_feats: torch.Tensor, size: int) -> torch.Tensor:
+    """Max of `(B, K, h, w)` features over a size x size window around each cell (same shape)."""
+    if size <= 1:
+        return pixel_feats
+    return F.max_pool2d(pixel_feats, size, stride=1, padding=size // 2)[..., :pixel_feats.shape[-2],
+                                                                          :pixel_feats.shape[-1]]
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

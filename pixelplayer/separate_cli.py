@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, load
-from .config import IMAGENET_MEAN, IMAGENET_STD, SAMPLE_RATE
+from .config import CLICK_POOL, IMAGENET_MEAN, IMAGENET_STD, SAMPLE_RATE
 
 SHORT_SIDE = 224  # frames are scaled so their short side matches the training frames
 VISUAL_FRAMES = 3
@@ -100,6 +100,8 @@ def get_parser() -> argparse.ArgumentParser:
                    "coordinates; default: the loudest cell of the sound heatmap")
     p.add_argument("--out", type=Path, required=True, help="output WAV")
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
+    p.add_argument("--pool", type=int, default=CLICK_POOL, help="a click uses the max "
+                   f"feature over POOLxPOOL cells of 16 px around it (default {CLICK_POOL}; 1: one cell)")
     p.add_argument("--device", default="cpu")
     return p
 
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise InputError(f"--select {sx:g},{sy:g} lies outside the {width}x{height} picture")
             cells = torch.tensor([[pixel_to_cell(sx, sy, width, height, grid_w, grid_h)]])
         sound, heat = separate_by_pixels(model, x, torch.from_numpy(mix)[None].to(args.device),
-                                         None if cells is None else cells.to(args.device))
+                                         None if cells is None else cells.to(args.device),
+                                         pool=args.pool)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(args.out), sound[0, 0].cpu().numpy(), SAMPLE_RATE)
     except (InputError, CheckpointError, OSError) as exc:

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from . import dsp
-from .model import PixelPlayer, apply_mask
+from .config import CLICK_POOL
+from .model import PixelPlayer, apply_mask, neighbourhood_max
 
 
 def _padded_mag(mag: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -41,11 +42,13 @@ def separate_by_clips(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tenso
 
 @torch.no_grad()
 def separate_by_pixels(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor,
-                       cells: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       cells: torch.Tensor | None = None,
+                       pool: int = CLICK_POOL) -> tuple[torch.Tensor, torch.Tensor]:
     """The sound of chosen feature cells of one video each.
 
     frames `(B, 3, Tf, H, W)`, mix `(B, S)`, cells `(B, P)` flat indices (row * w + col)
-    -> (sounds `(B, P, S)`, heatmap `(B, h, w)` of separated energy per cell).
+    -> (sounds `(B, P, S)`, heatmap `(B, h, w)` of separated energy per single cell).
+    pool: a selected cell uses the max feature over pool x pool cells around it.
     """
     real, imag = dsp.stft(mix)
     t = real.shape[-1]
@@ -55,7 +58,7 @@ def separate_by_pixels(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tens
     heat = model.heatmap(pix, sound, mag)
     if cells is None:
         cells = heat.flatten(1).argmax(dim=1, keepdim=True)
-    masks = model.pixel_masks(pix, sound, cells)
+    masks = model.pixel_masks(neighbourhood_max(pix, pool), sound, cells)
     return masked_istft(masks, real, imag, mix.shape[-1]), heat
 
 

@@ -43,10 +43,12 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import torch
 
 from engines.base import EngineSpec, to_numpy
 from engines.graphs import select_cells
-from pixelplayer.config import HOP, N_FFT, SAMPLE_RATE
+from pixelplayer.config import CLICK_POOL, HOP, N_FFT, SAMPLE_RATE
+from pixelplayer.model import neighbourhood_max
 
 from .stream import TAIL, ContextWindow, OverlapAdd
 
@@ -117,7 +119,7 @@ class StreamingSeparator:
     sample_rate = SAMPLE_RATE
 
     def __init__(self, engine, spec: EngineSpec | None = None, crossfade_ms: float = 50.0,
-                 visual_frames: int = 3, history: int = 1000):
+                 visual_frames: int = 3, history: int = 1000, click_pool: int = CLICK_POOL):
         spec = spec or engine.spec
         for name in ("context_frames", "hop_frames", "lookahead", "image_size"):
             if getattr(spec, name) != getattr(engine.spec, name):
@@ -132,6 +134,8 @@ class StreamingSeparator:
         self.total_latency_samples = self.latency_samples + self.chunk_samples
         self.crossfade_samples = int(round(crossfade_ms * SAMPLE_RATE / 1000.0))
         self.visual_frames = int(visual_frames)
+        self.click_pool = int(click_pool)  # a selection reads the max over this many cells
+        self._click_feats: np.ndarray | None = None  # (1, K, g, g) neighbourhood maxima
         self.grid = spec.grid
         self.stats = SeparatorStats(chunk_ms=self._ms(self.chunk_samples), history=history)
         self.bypass = False  # 'm' key: hear the mixture (same latency), keep the selection
@@ -210,7 +214,10 @@ class StreamingSeparator:
         if arr.shape[1:] != (self.engine.k, self.grid, self.grid):
             raise ValueError(f"features must be (1, {self.engine.k}, {self.grid}, {self.grid}),"
                              f" got {arr.shape}")
-        self._cell_feats = np.ascontiguousarray(arr)  # one reference swap: thread-safe
+        # Click features first, then cell features: a reader that sees the new cell features
+        # sees matching click features (each is one reference swap).
+        self._click_feats = neighbourhood_max(torch.from_numpy(arr), self.click_pool).numpy()
+        self._cell_feats = np.ascontiguousarray(arr)
 
     @property
     def has_visual(self) -> bool:
@@ -368,10 +375,11 @@ class StreamingSeparator:
     def _separate(self, window, feats, cells):
         """Separate graph on `window` for `cells`: frames `(P, H, 1022)`, heat `(g*g,)`."""
         limit = max(1, self.spec.max_pixels)
+        click = self._click_feats if self._click_feats is not None else feats
         frames, heat = [], None
         t0 = time.perf_counter()
         for i in range(0, len(cells), limit):  # engines built for fewer pixels: call twice
-            pix = select_cells(feats, np.asarray([cells[i:i + limit]], np.int64))
+            pix = select_cells(click, np.asarray([cells[i:i + limit]], np.int64))
             out, heat = self.engine.separate(window[None], pix, feats)
             frames.extend(to_numpy(out, np.float32)[0])
         self.stats.record(1000.0 * (time.perf_counter() - t0))

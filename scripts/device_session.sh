@@ -2,6 +2,8 @@
 # One GPU session (the device tool's machine): train the default model on the carried solo
 # cache, then measure the CUDA paths. Writes everything worth keeping under $OUT.
 #   MINUTES: training budget; DATA: carried cache; PY: python with torch (CUDA build).
+#   RESUME=1 continues /tmp/run (a second call on the same warm machine).
+# What ran for the shipped weights (docs/MODEL.md): MINUTES=4.5, then RESUME=1 MINUTES=2.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; PY=${PY:-python3}; MINUTES=${MINUTES:-6}; DATA=${DATA:-cache/gpu_carry}
 mkdir -p "$OUT"
@@ -12,13 +14,16 @@ else
   export PYTHONPATH=$PWD
 fi
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
+# The GPU image has no Debian emoji font: the carried cache brings its own copy.
+[ -f "$DATA/font/NotoColorEmoji.ttf" ] && export PIXELPLAYER_EMOJI_FONT=$PWD/$DATA/font/NotoColorEmoji.ttf
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/machine.txt" 2>&1
 $PY -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, platform.python_version())" >> "$OUT/machine.txt" 2>&1
 date -u >> "$OUT/machine.txt"
 date -u +"train start %T"
 timeout $(( ${MINUTES%.*} * 60 + 120 )) $PY -m pixelplayer.train_cli --data "$DATA" --out /tmp/run \
   --preset light --epochs 1000 --steps-per-epoch 150 --batch-size 32 --vary-visuals \
-  --val-mixtures 32 --workers ${WORKERS:-14} --max-minutes "$MINUTES" --seed 0 2>&1 \
+  --val-mixtures 32 --workers ${WORKERS:-14} --max-minutes "$MINUTES" --seed 0 \
+  ${RESUME:+--resume} 2>&1 \
   | tr '\r' '\n' | grep -v 'it/s\]$' | grep -v 's/it\]$' > "$OUT/train.log"
 date -u +"train end %T"
 tail -n 3 "$OUT/train.log"

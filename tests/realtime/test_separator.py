@@ -66,6 +66,7 @@ def _engine(model, c=32, h=8, la=0, max_pixels=4):
 
 
 def _separator(engine, cell=CELL_A, **kw):
+    kw.setdefault("click_pool", 1)  # equivalence tests compare against single-cell features
     sep = StreamingSeparator(engine, **kw)
     sep.set_visual_features(FEATS)
     sep.select_cell(cell)
@@ -213,7 +214,7 @@ def test_crossfade_has_no_discontinuity():
     natural = np.abs(np.diff(x)).max()
 
     def switched(crossfade_ms):
-        sep = StreamingSeparator(engine, crossfade_ms=crossfade_ms)
+        sep = StreamingSeparator(engine, crossfade_ms=crossfade_ms, click_pool=1)
         sep.set_visual_features(FEATS)
         parts = [sep.feed(x[:2048])]
         sep.select(0.2, 0.7)  # mixture -> silent cell: fades over [2814, 3365)
@@ -286,3 +287,16 @@ def test_stats_for_benchmarks(model):
     assert summary["chunk_ms"] == pytest.approx(2048 / 11.025)
     assert summary["rtf_median"] == pytest.approx(summary["median_ms"] / summary["chunk_ms"])
     assert summary["p95_ms"] >= summary["median_ms"] > 0
+
+
+def test_selection_reads_the_neighbourhood_maximum():
+    """A click uses the max feature over click_pool x click_pool cells (training pools too)."""
+    from pixelplayer.model import neighbourhood_max
+
+    sep = StreamingSeparator(_engine(_model()), click_pool=5)
+    sep.set_visual_features(FEATS)
+    pooled = neighbourhood_max(torch.from_numpy(FEATS), 5).numpy()
+    assert np.allclose(sep._click_feats, pooled)
+    row, col = divmod(CELL_A, sep.grid)
+    window = FEATS[0, :, max(row - 2, 0):row + 3, max(col - 2, 0):col + 3]
+    assert np.allclose(pooled[0, :, row, col], window.max(axis=(1, 2)))
