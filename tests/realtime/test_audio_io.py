@@ -132,7 +132,10 @@ def test_microphone_hears_tone_at_model_rate(pulse_server, device, rate):
             _read_seconds(mic, 0.2)               # resampler warm-up / start-up silence
             x = _read_seconds(mic, 0.5)
         assert abs(dominant_frequency(x, MODEL_RATE) - 440) < 4
-        assert 0.3 < np.sqrt(np.mean(x ** 2)) < 0.4   # 0.5-amplitude sine: RMS 0.354
+        # 0.5-amplitude sine: RMS 0.354. The median over blocks tolerates a short gap that a
+        # loaded machine can cause in the player feeding the sink.
+        blocks = x[: x.size // 10 * 10].reshape(10, -1)
+        assert 0.3 < np.median(np.sqrt(np.mean(blocks ** 2, axis=1))) < 0.4
         assert mic.stats.samples == int(0.7 * MODEL_RATE)
     finally:
         player.terminate()
