@@ -9,7 +9,8 @@ showing it) on a generated guitar + violin duet:
 
 * a private PulseAudio server with null sinks mic_sink / spk_sink is started (tests/
   fixtures_services.py); the duet mixture is played into mic_sink (pacat, looped), the
-  app captures mic_sink.monitor and plays into spk_sink;
+  app captures mic_sink.monitor and plays into spk_sink, opened as realtime-sep opens
+  them (11025 Hz on PulseAudio devices, ~5 ms callbacks);
 * mic-to-speaker latency: mic_sink.monitor and spk_sink.monitor are recorded at the
   same time (two parec) and cross-correlated in 2 s pieces (median lag): once in
   bypass (output = input, the pure pipeline delay) and once while separating;
@@ -131,7 +132,7 @@ def _pipeline(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: 
     """The app's pipeline on mic_sink.monitor -> spk_sink (not started)."""
     from realtime.audio_io import MicrophoneStream, SpeakerStream
     from realtime.capture import CameraSource
-    from realtime.cli import _audio_device, _blocksize, _native_rate
+    from realtime.app import _audio_device, _blocksize, _native_rate
     from realtime.pipeline import Pipeline
     from realtime.separator import StreamingSeparator
 
@@ -153,7 +154,8 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
     """One live run through PulseAudio; returns counters measured after `warmup` s."""
     import soundfile as sf
 
-    from realtime.gui import MainLoop, latency_budget
+    from realtime.app import latency_budget
+    from realtime.gui import MainLoop
 
     mixture = sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")[0]
     player = server.play(np.tile(mixture, int(np.ceil((seconds + warmup + 6) * RATE / mixture.size))),
@@ -249,12 +251,15 @@ def main(argv=None) -> int:
     from fixtures_services import PulseServer
 
     import engines
-    from realtime.cli import build_spec
+    from realtime.app import _finite_on_silence, build_spec
     from realtime.demo import build_scene
 
     model, model_name = load_model(args.model)
     spec = build_spec(args)
     engine = engines.load(args.engine, model, spec, threads=args.threads)
+    if args.engine == "auto" and engine.name != "torch" and not _finite_on_silence(engine):
+        print(f"bench: {engine.name} returns NaN on silence (as realtime-sep, use torch)")
+        engine = engines.load("torch", model, spec, threads=args.threads)
     engine_name = f"{engine.name} on {engine.device}"
     work = tempfile.mkdtemp(prefix="bench_rt_")
     scene_dir, meta = build_scene(work, seconds=8.0, seed=0, log=lambda s: None)

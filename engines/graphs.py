@@ -112,7 +112,7 @@ class SeparateGraph(nn.Module):
     def _sound(self, warped: torch.Tensor) -> torch.Tensor:
         """Warped magnitude `(B, 256, C)` -> sound features of the output frames `(B, K, H*256)`,
         laid out frame-major (index t*256 + f)."""
-        log_mag = torch.log(warped + dsp.LOG_EPS).unsqueeze(1)
+        log_mag = dsp.log_magnitude(warped).unsqueeze(1)
         feats = self.model.net_sound(log_mag.to(self.net_dtype)).float()  # (B, K, 256, C)
         feats = feats[..., self.first:self.first + self.out_frames]
         return feats.transpose(2, 3).flatten(2)

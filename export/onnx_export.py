@@ -267,13 +267,18 @@ def read_manifest(out_dir) -> dict:
     return data
 
 
+# Bump when the exported computation changes without a weight change (e.g. DSP edits), so
+# cached graphs from older code are not reused. 2: magnitudes clamped before the log.
+GRAPH_REVISION = 2
+
+
 def model_fingerprint(model, spec, opset: int) -> str:
     """Stable hash of weights, config, graph shapes and toolchain (for the ONNX cache)."""
     import torch
 
     digest = hashlib.sha256()
     digest.update(json.dumps([model.config.to_dict(), spec.to_dict(), opset,
-                              torch.__version__, 1]).encode())
+                              torch.__version__, GRAPH_REVISION]).encode())
     for key, value in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())

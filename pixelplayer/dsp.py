@@ -17,7 +17,13 @@ import torch.nn.functional as F
 
 from .config import HOP, N_BINS, N_FFT, N_WARPED
 
-LOG_EPS = 1e-10  # reference: log(mag + 1e-10)
+LOG_EPS = 1e-10  # reference: log(mag + 1e-10); still the guard of ratio-mask divisions
+# Floor of magnitudes before the log. The reference adds 1e-10, which (a) ONNX exporters may
+# fold away (log(0) = -inf -> NaN through the U-Net) and (b) maps digital silence to -23, far
+# below anything in training (real recordings have a noise floor, |S| >~ 1e-4), which
+# disturbs the whole context window of a stream that starts with zeros. A clamp at 1e-5
+# (log -11.5) is a no-op on training-like input and keeps silence in range.
+MAG_FLOOR = 1e-5
 WEIGHT_MIN, WEIGHT_MAX = 1e-3, 10.0  # reference: clamp(log1p(mag_mix), 1e-3, 10)
 RATIO_MAX = 5.0  # reference clamps ratio-mask targets to [0, 5]
 
@@ -155,7 +161,8 @@ def unwarp(spec: torch.Tensor) -> torch.Tensor:
 
 
 def log_magnitude(mag: torch.Tensor) -> torch.Tensor:
-    return torch.log(mag + LOG_EPS)
+    """log(max(|S|, MAG_FLOOR)) of a magnitude spectrogram (any shape)."""
+    return torch.log(torch.clamp(mag, min=MAG_FLOOR))
 
 
 def loss_weight(mag_mix: torch.Tensor) -> torch.Tensor:

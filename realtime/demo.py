@@ -43,13 +43,16 @@ def build_scene(out_dir: str, seconds: float = 8.0, seed: int = 0,
     """
     from pixelplayer.data.scenes import make_scene, scene_from_cache, write_scene
 
-    root = _cache_root(cache_root)
+    root, scene = _cache_root(cache_root), None
     if root is not None:
         from pixelplayer.data.synthetic import SyntheticSolos
 
-        log(f"demo: duet from the solo cache in {root}")
-        scene = scene_from_cache(SyntheticSolos(root), n_players=2, seed=seed)
-    else:
+        try:
+            scene = scene_from_cache(SyntheticSolos(root), n_players=2, seed=seed)
+            log(f"demo: duet from the solo cache in {root}")
+        except (OSError, ValueError, KeyError) as exc:   # e.g. no test split
+            log(f"demo: solo cache in {root} not usable ({exc}); rendering instead")
+    if scene is None:
         from pixelplayer.data.synthetic import render_solo
 
         log(f"demo: rendering a {' + '.join(DEMO_INSTRUMENTS)} duet ({seconds:g} s) with FluidSynth")
@@ -132,7 +135,7 @@ def separate_players(args, engine, spec, scene_dir: str, meta: dict, out_dir: st
 
 def _window_demo(args, engine, spec, scene_dir: str, meta: dict, log) -> int:
     """The live window on the scene: video as camera, mixture as microphone."""
-    from realtime.cli import open_inputs, run_session
+    from realtime.app import open_inputs, run_session
 
     live = copy.copy(args)
     live.camera = os.path.join(scene_dir, "video.mp4")
@@ -155,7 +158,7 @@ def run_demo(args, log=None) -> int:
 
     Raises UsageError (bad model, e.g. default weights not trained yet).
     """
-    from realtime.cli import _log, _window_available, build_spec, load_engine
+    from realtime.app import _log, _window_available, build_spec, load_engine
 
     log = log or _log
     spec = build_spec(args)

@@ -28,8 +28,7 @@ import numpy as np
 from realtime.recorder import RecordingSwitch
 
 __all__ = ["GuiUnavailable", "MainLoop", "Window", "annotate", "display_available",
-           "heat_overlay", "draw_marker", "hud_strip", "latency_budget", "stats_line",
-           "MARKER_BGR", "HUD_HEIGHT"]
+           "heat_overlay", "draw_marker", "hud_strip", "stats_line", "MARKER_BGR", "HUD_HEIGHT"]
 
 MARKER_BGR = (255, 0, 255)      # magenta: no colormap colour, easy to find in a screenshot
 HUD_HEIGHT = 40                  # pixels of the strip below the picture (2 text lines)
@@ -194,39 +193,6 @@ class Window:
                 pass
 
 
-def latency_budget(pipeline) -> tuple[str, float]:
-    """The start-up latency line and the expected mic-to-speaker total in ms
-    for a started `realtime.pipeline.Pipeline`.
-
-    Algorithmic latency (`sep.total_latency_ms`) = one hop chunk of input
-    buffering + the STFT window overlap (766 samples) + lookahead.  Device
-    buffers are what the opened PortAudio streams report, plus ~25 ms each way
-    for soxr resampling when the device rate is not 11025 Hz (estimate), plus
-    the jitter margin queued ahead of the first output.  Compute time per chunk
-    comes on top (see the stats lines).
-    """
-    sep, sr = pipeline.sep, 11025
-    lookahead = 1000.0 * getattr(sep.spec, "lookahead", 0) * 256 / sr
-    overlap = sep.latency_ms - lookahead
-    parts = [f"window {sep.context_ms:.0f} ms (history, no delay)",
-             f"hop chunk {pipeline.chunk_ms:.1f} ms", f"STFT overlap {overlap:.1f} ms",
-             f"lookahead {lookahead:.1f} ms", f"algorithmic {sep.total_latency_ms:.1f} ms"]
-    total = float(sep.total_latency_ms)
-    dev = []
-    for name, stream in (("mic", pipeline.mic), ("speaker", pipeline.speaker)):
-        pa = getattr(getattr(stream, "_stream", None), "latency", None)
-        if pa is not None:
-            resample = 25.0 if getattr(stream, "samplerate", sr) != sr else 0.0
-            dev.append(f"{name} {1000.0 * float(pa):.0f}+{resample:.0f} ms")
-            total += 1000.0 * float(pa) + resample
-    if pipeline.speaker is not None:
-        jitter = 1000.0 * pipeline.jitter / sr
-        dev.append(f"jitter margin {jitter:.0f} ms")
-        total += jitter
-    parts.append("device buffers " + (", ".join(dev) if dev else "none (files)"))
-    return "latency budget: " + " | ".join(parts) + f" | total ~{total:.0f} ms + compute", total
-
-
 def stats_line(snap: dict, chunk_ms: float) -> str:
     """One log line from `Pipeline.snapshot()`."""
     line = (f"[{snap['audio_s']:7.1f} s] compute/chunk median {snap['compute_med_ms']:.1f} ms "
@@ -238,6 +204,8 @@ def stats_line(snap: dict, chunk_ms: float) -> str:
         line += " | machine too slow: video analysis reduced, audio kept continuous"
     if snap["camera_lost"]:
         line += " | camera lost, reconnecting"
+    if snap.get("nonfinite"):
+        line += f" | {snap['nonfinite']} outputs with NaN/Inf from the engine muted"
     return line
 
 

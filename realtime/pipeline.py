@@ -4,7 +4,8 @@ Threads and what connects them:
 
 * PortAudio callbacks (`realtime.audio_io`): copy device blocks to/from
   preallocated ring buffers; no allocation, lock or I/O.
-* camera reader (`CameraSource`): keeps only the newest frame (a slot).
+* camera reader (`CameraSource`): keeps only the newest frame (a slot);
+  the worker's `realtime.frames.FrameFeed` pushes it to the separator.
 * separation worker (here): reads 256-sample blocks from the microphone,
   feeds the `StreamingSeparator`, writes its output to the speaker ring and
   hands (isolated, mixture) blocks to the writer thread through a bounded
@@ -31,15 +32,16 @@ import threading
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from realtime.audio_io import MODEL_RATE
+from realtime.frames import FrameFeed
 from realtime.recorder import BackgroundWriter
 
 __all__ = ["Pipeline", "ViewState", "percentile_ms"]
 
 READ_BLOCK = 256      # samples per microphone read (one STFT hop, 23.2 ms)
+DITHER = 1e-7         # -140 dBFS noise added to the input: the engine never sees exact zeros
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,8 @@ class Pipeline:
             first frame is known.
         jitter_ms: silence queued ahead of the first output so late chunks
             do not underflow the speaker (part of the latency budget).
-        keep_frames: offline mode: queue every pulled frame for `next_frame`
-            (a video is being written).
-        pool_frames: vision features are max-pooled over the last N analysed
-            frames, each analysed once (the frame net ends in max over frames
-            then a sigmoid, so max of per-frame sigmoids is the same pooling):
-            1/N the cost of ``update_visual`` with ``visual_frames=N``.  1: call
-            ``separator.update_visual()`` itself.
+        keep_frames, pool_frames: see `realtime.frames.FrameFeed` (offline:
+            queue every frame for `next_frame`; vision max-pooled over N frames).
     """
 
     def __init__(self, separator, mic, speaker=None, camera=None, sinks=(),
@@ -102,35 +99,30 @@ class Pipeline:
                  pool_frames: int = 3) -> None:
         self.sep, self.mic, self.speaker, self.camera = separator, mic, speaker, camera
         self.realtime = realtime
-        self.pull = camera is not None and not getattr(camera, "pace", True)
         self.visual_period = 1.0 / visual_hz if visual_hz > 0 else float("inf")
         self.max_samples = None if duration_s is None else int(duration_s * MODEL_RATE)
         self.jitter = int(jitter_ms * MODEL_RATE / 1000) if speaker is not None else 0
         self.sinks = list(sinks)
         self.writer = BackgroundWriter(maxsize=256, name="audio-writer")
         self.commands: queue.Queue = queue.Queue(maxsize=32)
-        self.frame_queue: queue.Queue | None = queue.Queue(maxsize=8) if (self.pull and keep_frames) else None
+        self.frames = FrameFeed(separator, camera, pool_frames, keep_frames)
+        self.frame_queue = self.frames.queue
         self.view = ViewState()
         self.finished = threading.Event()
         self.error: BaseException | None = None
         self._initial = initial_select
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._slot = None                      # newest (frame_bgr, t, index) in pull mode
-        self._frame_size = None                # (W, H) of the camera picture
-        self._pushed_index = -1
-        self._next_frame_t = 0.0
         self._selected = None
         self._auto = False
-        self._frozen = False
-        self.pool_frames = int(pool_frames)
-        self._feats: collections.deque = collections.deque(maxlen=max(1, self.pool_frames))
-        self._vision_frame = None              # newest RGB frame at the model's size, unanalysed
+        self._dither = (DITHER * np.random.default_rng(0).uniform(-1, 1, 8191)).astype(np.float32)
+        self._dpos = 0
         # ---- counters (written by the worker only)
         self.consumed = 0                     # samples read from the mic
         self.produced = 0                     # isolated samples produced
         self.chunks = 0
         self.late = 0                         # chunks slower than their duration
+        self.nonfinite = 0                    # outputs with NaN/Inf (muted)
         self.compute_ms: collections.deque = collections.deque(maxlen=4000)
         self.visual_ms: collections.deque = collections.deque(maxlen=1000)
         self.visual_updates = self.visual_skipped = 0
@@ -175,7 +167,7 @@ class Pipeline:
             "video_dropped": cam.dropped if cam else 0,
             "visual_updates": self.visual_updates, "visual_skipped": self.visual_skipped,
             "degraded": time.monotonic() < self._degraded_until,
-            "camera_lost": bool(cam and cam.lost),
+            "camera_lost": bool(cam and cam.lost), "nonfinite": self.nonfinite,
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -226,23 +218,17 @@ class Pipeline:
     # ---------------------------------------------------------- frames (GUI)
     def latest_frame(self):
         """Newest camera frame ``(frame_bgr (H, W, 3) uint8, t_s, index)`` or None."""
-        if self.pull or self.camera is None:
-            return self._slot
-        return self.camera.latest()
+        return self.frames.latest()
 
     def next_frame(self, timeout: float = 0.1):
         """Offline + keep_frames: the next pulled frame in order, or None."""
-        if self.frame_queue is None:
-            return None
-        try:
-            return self.frame_queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        return self.frames.next(timeout)
 
     # --------------------------------------------------------------- worker
     def _run(self) -> None:
         buf = np.zeros(READ_BLOCK, np.float32)
         try:
+            self._preroll()
             while not self._stop.is_set():
                 if self.max_samples is not None and self.consumed >= self.max_samples:
                     break
@@ -252,23 +238,50 @@ class Pipeline:
                         break
                     continue
                 self._step(block)
-            self._emit(self.sep.flush(), None, self.consumed)
+            self._emit(self._flush(), None, self.consumed)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         finally:
             self.finished.set()
 
+    def _quiet(self, n: int) -> np.ndarray:
+        """(n,) float32 of DITHER-level noise (a fixed table, cycled)."""
+        idx = (self._dpos + np.arange(n)) % self._dither.shape[0]
+        self._dpos = int(idx[-1] + 1) if n else self._dpos
+        return self._dither[idx]
+
+    def _preroll(self) -> None:
+        """Fill the separator's context window with near-silence instead of the
+        exact zeros it starts with (some engines return NaN on all-zero STFT
+        frames); a whole number of chunks, so stream positions stay aligned.
+        Cheap: before the first vision update the separator only copies audio."""
+        chunk = self.chunk_samples
+        n = -(-int(getattr(self.sep, "context_samples", 0)) // chunk) * chunk
+        self.sep.feed(self._quiet(n))
+
+    def _flush(self) -> np.ndarray:
+        """Like `separator.flush()` (every fed sample comes out, whole chunks),
+        but padding with near-silence instead of zeros."""
+        chunk, lat = self.chunk_samples, int(self.sep.latency_samples)
+        pad = -(-(self.consumed + lat) // chunk) * chunk - self.consumed
+        return self.sep.feed(self._quiet(pad)) if pad > 0 else np.zeros(0, np.float32)
+
     def _step(self, block: np.ndarray) -> None:
         """One microphone block (READ_BLOCK,) float32 through the separator."""
+        block += self._quiet(block.shape[0])
         self._apply_commands()
         t_end = (self.consumed + block.shape[0]) / MODEL_RATE
-        self._feed_frames(t_end)
+        if self.frames.feed(t_end, self.consumed / MODEL_RATE, self._stop.is_set):
+            self._apply_initial()
         t0 = time.perf_counter()
         out = self.sep.feed(block)
         busy = time.perf_counter() - t0
         in_pos = self.consumed
         self.consumed += block.shape[0]
         if out.shape[0]:
+            if not np.isfinite(out).all():     # never send NaN/Inf to a sound card
+                self.nonfinite += 1
+                np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             n = max(1, out.shape[0] // self.chunk_samples)
             for _ in range(n):
                 self.compute_ms.append(1000.0 * busy / n)
@@ -312,7 +325,7 @@ class Pipeline:
             self._publish()
             return 0.0
         t0 = time.perf_counter()
-        changed = self._pooled_visual() if self.pool_frames > 1 else self.sep.update_visual()
+        changed = self.frames.update()
         dt = time.perf_counter() - t0
         if changed:
             self.visual_updates += 1
@@ -322,62 +335,12 @@ class Pipeline:
             self._publish()
         return dt
 
-    def _pooled_visual(self) -> bool:
-        """Vision on the newest frame only; features = max over the last frames'."""
-        frame, self._vision_frame = self._vision_frame, None
-        if frame is None:
-            return False
-        feats = self.sep.engine.vision(frame[None, None])       # (1, K, g, g)
-        self._feats.append(np.asarray(feats, np.float32))
-        self.sep.set_visual_features(np.max(np.stack(self._feats), axis=0))
-        return True
-
-    # ------------------------------------------------------ frames & control
-    def _feed_frames(self, t_end: float) -> None:
-        if self.camera is None or self._frozen:
-            return
-        if self.pull:
-            self._pull_frames(t_end)
-            return
-        item = self.camera.latest()
-        if item is not None and item[2] != self._pushed_index:
-            self._push(item[0], self.consumed / MODEL_RATE, item[2])
-
-    def _pull_frames(self, t_end: float) -> None:
-        """Offline: decode the frames shown before `t_end` s (frame k at k/fps)."""
-        period = 1.0 / (self.camera.fps or 25.0)
-        while self._next_frame_t < t_end and not self.camera.ended:
-            item = self.camera.read_next()
-            if item is None:
-                return
-            t = self._next_frame_t
-            self._next_frame_t += period
-            self._slot = (item[0], t, item[2])
-            self._push(item[0], t, item[2])
-            while self.frame_queue is not None and not self._stop.is_set():
-                try:
-                    self.frame_queue.put(self._slot, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-
-    def _push(self, frame_bgr: np.ndarray, t: float, index: int) -> None:
-        self._pushed_index = index
-        size = self.sep.spec.image_size
-        small = cv2.resize(frame_bgr, (size, size), interpolation=cv2.INTER_AREA)
-        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        self._vision_frame = rgb
-        self.sep.push_frame(rgb, t)
-        if self._frame_size is None:
-            self._frame_size = (frame_bgr.shape[1], frame_bgr.shape[0])
-            self._apply_initial()
-
     def _apply_initial(self) -> None:
         sel, self._initial = self._initial, None
         if sel == "auto":
             self._auto = True
         elif sel is not None:
-            w, h = self._frame_size
+            w, h = self.frames.size
             self._select(min(max(sel[0] / w, 0.0), 1.0), min(max(sel[1] / h, 0.0), 1.0))
 
     def _select(self, x: float, y: float) -> None:
@@ -402,7 +365,7 @@ class Pipeline:
                 on = (not self.sep.bypass) if not args or args[0] is None else bool(args[0])
                 self.sep.bypass = on
             elif name == "freeze":
-                self._frozen = bool(args[0]) if args else not self._frozen
+                self.frames.frozen = bool(args[0]) if args else not self.frames.frozen
             self._publish()
 
     def _selected_point(self):
@@ -416,4 +379,4 @@ class Pipeline:
         self.view = ViewState(
             heatmap=None if heat is None else np.array(heat, np.float32, copy=True),
             selected=self._selected_point(), bypass=bool(self.sep.bypass), auto=self._auto,
-            frozen=self._frozen, degraded=time.monotonic() < self._degraded_until)
+            frozen=self.frames.frozen, degraded=time.monotonic() < self._degraded_until)

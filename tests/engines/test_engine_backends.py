@@ -127,3 +127,19 @@ def test_torch_cuda_unavailable_is_missing(model):
         pytest.skip("CUDA is available")
     with pytest.raises(Missing):
         TorchEngine(model, SPEC, "cuda")
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "auto"])
+def test_digital_silence_in_the_context_stays_finite(model, exporter):
+    """A stream starts with a window of zeros: log-magnitudes must not reach -inf (NaN
+    through the U-Net). Regression: an exporter dropped `+ 1e-10` before the log."""
+    spec = EngineSpec(context_frames=128, hop_frames=4)
+    protos, _ = export_protos(model, spec, opset=17, exporter=exporter)
+    onnx_eng = OnnxEngine({n: p.SerializeToString() for n, p in protos.items()}, spec, "cpu")
+    torch_eng = TorchEngine(model, spec, "cpu")
+    _, audio, feats, cells = torch_eng.dummy_inputs()
+    audio[:, : audio.shape[1] // 2] = 0.0
+    ref, ref_heat = torch_eng.separate(audio, feats, cells)
+    got, got_heat = onnx_eng.separate(audio, feats, cells)
+    assert np.isfinite(got).all() and np.isfinite(got_heat).all()
+    _close(got, ref)

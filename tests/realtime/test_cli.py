@@ -117,7 +117,7 @@ def test_demo_without_default_weights_says_how_to_get_them(capsys):
     from pixelplayer.checkpoint import DEFAULT_WEIGHTS
 
     if DEFAULT_WEIGHTS.is_file():
-        pytest.skip("the default model exists (covered by the slow demo test)")
+        pytest.skip("the default model exists (see test_demo_with_the_default_model)")
     code, err = _bad(["--demo", "--headless"], capsys)
     assert code == 2 and "default model is not trained yet" in err and "--model" in err
     assert err.count("\n") == 1
@@ -167,3 +167,27 @@ def test_demo_headless_writes_isolated_sounds_video_and_sdr(tiny_model, tmp_path
         assert sf.info(str(tmp_path / "demo" / name)).frames >= 3 * 11025
     assert "| player | instrument | SDR isolated (dB) | SDR mixture (dB) |" in text
     assert text.count("| guitar |") == 1 and text.count("| violin |") == 1
+
+
+@pytest.mark.slow
+def test_demo_with_the_default_model(tmp_path, monkeypatch, capsys):
+    """The README's main command, headless, with the trained default model:
+    on average the isolated outputs beat the mixture's SDR."""
+    from pixelplayer.checkpoint import DEFAULT_WEIGHTS
+    from realtime.demo import sdr_table
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("default weights not trained yet (pixelplayer/weights/default.safetensors)")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("PIXELPLAYER_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "demo"
+    assert main(["--demo", "--no-pace", "--demo-out", str(out), "--log-every", "0"]) == 0
+    import json
+
+    meta = json.load(open(out / "scene" / "scene.json"))
+    wavs = [str(out / f"isolated_{p['index']}_{p['instrument']}.wav") for p in meta["players"]]
+    _, rows = sdr_table(meta, str(out / "scene"), wavs)
+    gains = [r["sdr_isolated"] - r["sdr_mixture"] for r in rows]
+    assert np.mean(gains) > 0, (rows, capsys.readouterr().out)
+

@@ -127,11 +127,50 @@ def _wait_painted(xvfb, path, origin, size, timeout=15.0):
     raise AssertionError("the window was never painted")
 
 
+def _window_origin(env, wid, size):
+    """Top-left of the window once it has its final size (picture + HUD)."""
+    w, h = size
+    deadline = time.monotonic() + 15
+    while True:   # the window gets its size with the first picture shown
+        geo = _xdo(env, "getwindowgeometry", wid)
+        if f"Geometry: {w}x{h + HUD_HEIGHT}" in geo or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert f"Geometry: {w}x{h + HUD_HEIGHT}" in geo, geo
+    return tuple(int(v) for v in re.search(r"Position: (\d+),(\d+)", geo).groups())
+
+
+def _play_with_the_window(env, xvfb, wid, origin, size, click, log, tmp_path) -> dict:
+    """Click, then h, space (twice), r (twice), q, like a user; screenshots of
+    the picture area on the way: {'on', 'off', 'frozen_a', 'frozen_b'}."""
+    def key(name, wait):
+        _xdo(env, "key", "--window", wid, name)
+        time.sleep(wait)
+
+    _wait_painted(xvfb, tmp_path / "first.png", origin, size)
+    _wait_audio(log, 2.0)
+    _xdo(env, "mousemove", "--window", wid, str(click[0]), str(click[1]), "click", "1")
+    time.sleep(2.5)
+    shots = {"on": _shot(xvfb, tmp_path / "on.png", origin, size)}
+    key("h", 0.6)
+    shots["off"] = _shot(xvfb, tmp_path / "off.png", origin, size)
+    key("space", 0.4)
+    shots["frozen_a"] = _shot(xvfb, tmp_path / "fa.png", origin, size)
+    time.sleep(0.8)
+    shots["frozen_b"] = _shot(xvfb, tmp_path / "fb.png", origin, size)
+    key("space", 0.0)
+    key("r", 1.5)
+    key("r", 0.3)
+    key("q", 0.0)
+    return shots
+
+
 def test_click_isolates_the_player_and_keys_work(xvfb_display, tmp_path):
     scene_dir, meta = cached_duet()
     env = {**os.environ, "DISPLAY": xvfb_display.display}
     out, rec_dir, log = tmp_path / "iso.wav", tmp_path / "rec", tmp_path / "stdout.txt"
     guitar, violin = meta["players"]
+    (w, h), click = meta["size"], tuple(int(round(v)) for v in violin["centre"])
     cmd = [sys.executable, RUNNER, "--camera", os.path.join(scene_dir, "video.mp4"), "--loop",
            "--mic", os.path.join(scene_dir, "mixture.wav"), "--speaker", "none",
            "--out", str(out), "--record-dir", str(rec_dir), "--log-every", "0.5",
@@ -140,57 +179,33 @@ def test_click_isolates_the_player_and_keys_work(xvfb_display, tmp_path):
         proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
     try:
         wid = _find_window(env, proc)
-        geo = _xdo(env, "getwindowgeometry", wid)
-        origin = tuple(int(v) for v in re.search(r"Position: (\d+),(\d+)", geo).groups())
-        w, h = meta["size"]
-        assert f"Geometry: {w}x{h + HUD_HEIGHT}" in geo, geo
-        _wait_painted(xvfb_display, tmp_path / "first.png", origin, (w, h))
-        _wait_audio(log, 2.0)
-        cx, cy = (int(round(v)) for v in violin["centre"])
-        _xdo(env, "mousemove", "--window", wid, str(cx), str(cy), "click", "1")
-        time.sleep(2.5)
-        shot_on = _shot(xvfb_display, tmp_path / "on.png", origin, (w, h))
-        _xdo(env, "key", "--window", wid, "h")
-        time.sleep(0.6)
-        shot_off = _shot(xvfb_display, tmp_path / "off.png", origin, (w, h))
-        _xdo(env, "key", "--window", wid, "space")
-        time.sleep(0.4)
-        frozen_a = _shot(xvfb_display, tmp_path / "fa.png", origin, (w, h))
-        time.sleep(0.8)
-        frozen_b = _shot(xvfb_display, tmp_path / "fb.png", origin, (w, h))
-        _xdo(env, "key", "--window", wid, "space")
-        _xdo(env, "key", "--window", wid, "r")
-        time.sleep(1.5)
-        _xdo(env, "key", "--window", wid, "r")
-        time.sleep(0.3)
-        _xdo(env, "key", "--window", wid, "q")
+        origin = _window_origin(env, wid, (w, h))
+        shots = _play_with_the_window(env, xvfb_display, wid, origin, (w, h), click, log, tmp_path)
         proc.wait(timeout=20)
     finally:
         proc.kill()
-    stderr = proc.stderr.read()
-    assert proc.returncode == 0, stderr
-    # The marker sits where we clicked; the heatmap tints the quiet/loud halves.
-    ys, xs = np.nonzero(_magenta(shot_on))
-    assert xs.size and abs(xs.mean() - cx) < 3 and abs(ys.mean() - cy) < 3
-    assert not _magenta(shot_on[:, : w // 2]).any()
-    diff = np.abs(shot_on.astype(int) - shot_off.astype(int)).mean()
+    assert proc.returncode == 0, proc.stderr.read()
+    # The marker sits where we clicked; h removes the heatmap tint; space freezes.
+    ys, xs = np.nonzero(_magenta(shots["on"]))
+    assert xs.size and abs(xs.mean() - click[0]) < 3 and abs(ys.mean() - click[1]) < 3
+    assert not _magenta(shots["on"][:, : w // 2]).any()
+    diff = np.abs(shots["on"].astype(int) - shots["off"].astype(int)).mean()
     assert diff > 10, "h did not toggle the heatmap overlay"
     raw = cv2.VideoCapture(os.path.join(scene_dir, "video.mp4")).read()[1]
-    assert np.abs(shot_off.astype(int) - raw.astype(int)).mean() < diff
-    assert np.array_equal(frozen_a, frozen_b), "space did not freeze the picture"
+    assert np.abs(shots["off"].astype(int) - raw.astype(int)).mean() < diff
+    assert np.array_equal(shots["frozen_a"], shots["frozen_b"]), "space did not freeze the picture"
     # The sound followed the click: guitar (low band) before, violin (high band) after.
     data, _ = sf.read(out, dtype="float32")
-    sources = [sf.read(os.path.join(scene_dir, p["source"]), dtype="float32")[0] for p in meta["players"]]
+    guitar_src = sf.read(os.path.join(scene_dir, guitar["source"]), dtype="float32")[0]
     assert band_energy_ratio(data[: int(1.5 * 11025)]) > 0.8
     assert band_energy_ratio(data[-3 * 11025:]) < 0.2
-    assert correlation(data[:11025], sources[0][:11025]) > 0.8
+    assert correlation(data[:11025], guitar_src[:11025]) > 0.8
     # r ... r left a recording: isolated + mixture WAVs and the annotated MP4.
     files = sorted(os.listdir(rec_dir))
     assert [f.split("-")[-1] for f in files] == ["isolated.wav", "mixture.wav", "video.mp4"]
     for f in files[:2]:
         assert sf.info(str(rec_dir / f)).frames > 11025
-    cap = cv2.VideoCapture(str(rec_dir / files[2]))
-    ok, frame = cap.read()
+    ok, frame = cv2.VideoCapture(str(rec_dir / files[2])).read()
     assert ok and frame.shape[:2] == (h + HUD_HEIGHT, w)
 
 
