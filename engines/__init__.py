@@ -114,7 +114,7 @@ def _onnx_models(src: _Source, spec: EngineSpec, cache_dir) -> dict:
         except onnx_export.ExportError as exc:
             raise EngineUnavailable(str(exc)) from None
         built = EngineSpec.from_dict(manifest.get("spec", {}))
-        for field in ("context_frames", "hop_frames", "lookahead", "image_size"):
+        for field in ("context_frames", "hop_frames", "lookahead", "image_size", "mirror"):
             if getattr(built, field) != getattr(spec, field):
                 raise EngineUnavailable(f"ONNX graphs were exported for {field}="
                                         f"{getattr(built, field)}, spec wants "

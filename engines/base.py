@@ -43,6 +43,8 @@ class EngineSpec:
     max_pixels: most selected pixels per stream; batch: most streams per call.
     frames: video frames Tf per vision call (the opt shape for TensorRT profiles).
     fp16: use half precision where the backend supports it (GPU only).
+    mirror: the U-Net sees the context plus its time reversal (see graphs.SeparateGraph):
+        better masks for the newest frames at no latency, twice the U-Net work.
     """
 
     context_frames: int = 128
@@ -53,6 +55,7 @@ class EngineSpec:
     frames: int = 1
     fp16: bool = True
     image_size: int = FRAME_SIZE
+    mirror: bool = True
 
     def __post_init__(self) -> None:
         if self.hop_frames < 1 or self.lookahead < 0:

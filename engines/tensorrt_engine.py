@@ -16,7 +16,7 @@ from .base import Engine, EngineSpec, EngineUnavailable, Missing, is_torch
 
 log = logging.getLogger("engines.tensorrt")
 METADATA = "tensorrt.json"
-SHAPE_FIELDS = ("context_frames", "hop_frames", "lookahead", "image_size")
+SHAPE_FIELDS = ("context_frames", "hop_frames", "lookahead", "image_size", "mirror")
 
 
 def read_metadata(artifact_dir) -> dict:

@@ -53,7 +53,8 @@ def build_graphs(model, spec):
 
     model = copy.deepcopy(model).float().eval().cpu()
     return (VisionGraph(model).eval(),
-            SeparateGraph(model, spec.context_frames, spec.hop_frames, spec.lookahead).eval())
+            SeparateGraph(model, spec.context_frames, spec.hop_frames, spec.lookahead,
+                          spec.mirror).eval())
 
 
 def example_inputs(name: str, k: int, spec, batch: int = 2, pixels: int = 3, seed: int = 0):
@@ -268,8 +269,8 @@ def read_manifest(out_dir) -> dict:
 
 
 # Bump when the exported computation changes without a weight change (e.g. DSP edits), so
-# cached graphs from older code are not reused. 2: magnitudes clamped before the log.
-GRAPH_REVISION = 2
+# cached graphs from older code are not reused. 2: magnitudes clamped before the log; 3: mirror.
+GRAPH_REVISION = 3
 
 
 def model_fingerprint(model, spec, opset: int) -> str:

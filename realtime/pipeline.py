@@ -41,7 +41,6 @@ from realtime.recorder import BackgroundWriter
 __all__ = ["Pipeline", "ViewState", "percentile_ms"]
 
 READ_BLOCK = 256      # samples per microphone read (one STFT hop, 23.2 ms)
-DITHER = 1e-7         # -140 dBFS noise added to the input: the engine never sees exact zeros
 
 
 @dataclass(frozen=True)
@@ -115,8 +114,6 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._selected = None
         self._auto = False
-        self._dither = (DITHER * np.random.default_rng(0).uniform(-1, 1, 8191)).astype(np.float32)
-        self._dpos = 0
         # ---- counters (written by the worker only)
         self.consumed = 0                     # samples read from the mic
         self.produced = 0                     # isolated samples produced
@@ -228,7 +225,6 @@ class Pipeline:
     def _run(self) -> None:
         buf = np.zeros(READ_BLOCK, np.float32)
         try:
-            self._preroll()
             while not self._stop.is_set():
                 if self.max_samples is not None and self.consumed >= self.max_samples:
                     break
@@ -238,37 +234,15 @@ class Pipeline:
                         break
                     continue
                 self._step(block)
-            self._emit(self._flush(), None, self.consumed)
+            # every fed sample comes out (zero padding), then the stream resets
+            self._emit(self.sep.flush(), None, self.consumed)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         finally:
             self.finished.set()
 
-    def _quiet(self, n: int) -> np.ndarray:
-        """(n,) float32 of DITHER-level noise (a fixed table, cycled)."""
-        idx = (self._dpos + np.arange(n)) % self._dither.shape[0]
-        self._dpos = int(idx[-1] + 1) if n else self._dpos
-        return self._dither[idx]
-
-    def _preroll(self) -> None:
-        """Fill the separator's context window with near-silence instead of the
-        exact zeros it starts with (some engines return NaN on all-zero STFT
-        frames); a whole number of chunks, so stream positions stay aligned.
-        Cheap: before the first vision update the separator only copies audio."""
-        chunk = self.chunk_samples
-        n = -(-int(getattr(self.sep, "context_samples", 0)) // chunk) * chunk
-        self.sep.feed(self._quiet(n))
-
-    def _flush(self) -> np.ndarray:
-        """Like `separator.flush()` (every fed sample comes out, whole chunks),
-        but padding with near-silence instead of zeros."""
-        chunk, lat = self.chunk_samples, int(self.sep.latency_samples)
-        pad = -(-(self.consumed + lat) // chunk) * chunk - self.consumed
-        return self.sep.feed(self._quiet(pad)) if pad > 0 else np.zeros(0, np.float32)
-
     def _step(self, block: np.ndarray) -> None:
         """One microphone block (READ_BLOCK,) float32 through the separator."""
-        block += self._quiet(block.shape[0])
         self._apply_commands()
         t_end = (self.consumed + block.shape[0]) / MODEL_RATE
         if self.frames.feed(t_end, self.consumed / MODEL_RATE, self._stop.is_set):

@@ -121,7 +121,7 @@ class StreamingSeparator:
     def __init__(self, engine, spec: EngineSpec | None = None, crossfade_ms: float = 50.0,
                  visual_frames: int = 3, history: int = 1000, click_pool: int = CLICK_POOL):
         spec = spec or engine.spec
-        for name in ("context_frames", "hop_frames", "lookahead", "image_size"):
+        for name in ("context_frames", "hop_frames", "lookahead", "image_size", "mirror"):
             if getattr(spec, name) != getattr(engine.spec, name):
                 raise ValueError(f"spec.{name}={getattr(spec, name)} but the engine was built "
                                  f"for {getattr(engine.spec, name)}")

@@ -145,3 +145,21 @@ def test_bad_graph_shapes(model):
         SeparateGraph(model, 100, 8)
     with pytest.raises(ValueError, match="lookahead"):
         SeparateGraph(model, C, 100, 30)
+
+
+def test_mirror_feeds_the_unet_the_context_and_its_reversal(model):
+    """mirror=True: output frames equal the plain graph run on [context, reversed context]
+    (2C frames, the newest frames mid-field)."""
+    torch.manual_seed(3)
+    window = torch.randn(1, (C - 1) * 256 + 1022) * 0.1
+    feats, cells = torch.rand(1, 1, 8), torch.rand(1, 8, 14, 14)
+    with torch.no_grad():
+        mirrored, _ = SeparateGraph(model, C, 4, 0, mirror=True)(window, feats, cells)
+        plain, _ = SeparateGraph(model, C, 4, 0)(window, feats, cells)
+        graph = SeparateGraph(model, C, 4, 0, mirror=True)
+        _, _, warped = graph._spectrum(window)
+        log_mag = dsp.log_magnitude(warped).unsqueeze(1)
+        full = model.net_sound(torch.cat([log_mag, log_mag.flip(-1)], -1))
+        expect = full[..., C - 4:C].transpose(2, 3).flatten(2)
+        assert torch.allclose(graph._sound(warped), expect, atol=1e-5)
+    assert not torch.allclose(mirrored, plain)

@@ -59,9 +59,10 @@ def model():
     return _model()
 
 
-def _engine(model, c=32, h=8, la=0, max_pixels=4):
+def _engine(model, c=32, h=8, la=0, max_pixels=4, mirror=False):
+    # mirror=False: the whole-clip test compares with plain offline separation.
     spec = EngineSpec(context_frames=c, hop_frames=h, lookahead=la, max_pixels=max_pixels,
-                      fp16=False)
+                      fp16=False, mirror=mirror)
     return TorchEngine(model, spec, "cpu")
 
 
@@ -96,11 +97,11 @@ def _close(got, ref, rel=1e-4):
     np.testing.assert_allclose(got, ref, rtol=0, atol=rel * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("c,h,la", [(32, 8, 0), (32, 4, 3)])
-def test_stream_equals_graph_on_same_windows(model, c, h, la):
+@pytest.mark.parametrize("c,h,la,mirror", [(32, 8, 0, False), (32, 4, 3, False), (32, 4, 0, True)])
+def test_stream_equals_graph_on_same_windows(model, c, h, la, mirror):
     """Reference: the separate graph on each context window of the zero-prefixed input,
     all output frames overlap-added at hop 256 and divided by the steady envelope."""
-    engine = _engine(model, c, h, la)
+    engine = _engine(model, c, h, la, mirror=mirror)
     sep = _separator(engine)
     x = _noise(3 * sep.chunk_samples + 123)
     y = _run(sep, x, sizes=[1000, 3, 4097])
