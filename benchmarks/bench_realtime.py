@@ -251,15 +251,12 @@ def main(argv=None) -> int:
     from fixtures_services import PulseServer
 
     import engines
-    from realtime.app import _finite_on_silence, build_spec
+    from realtime.app import build_spec
     from realtime.demo import build_scene
 
     model, model_name = load_model(args.model)
     spec = build_spec(args)
     engine = engines.load(args.engine, model, spec, threads=args.threads)
-    if args.engine == "auto" and engine.name != "torch" and not _finite_on_silence(engine):
-        print(f"bench: {engine.name} returns NaN on silence (as realtime-sep, use torch)")
-        engine = engines.load("torch", model, spec, threads=args.threads)
     engine_name = f"{engine.name} on {engine.device}"
     work = tempfile.mkdtemp(prefix="bench_rt_")
     scene_dir, meta = build_scene(work, seconds=8.0, seed=0, log=lambda s: None)

@@ -1,16 +1,4 @@
 """CUDA-only checks: torch CUDA (fp32/fp16, CUDA graphs), onnxruntime CUDA, auto choice."""
-import pathlib
-import sys
-
-# tests/ is on sys.path (tests/conftest.py) and its engines/ and export/ folders would shadow
-# the real packages as namespace packages: make sure the repository root wins.
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-_SHADOWED = {r for r in ("engines", "export")
-             if r in sys.modules and getattr(sys.modules[r], "__file__", None) is None}
-for _name in [m for m in sys.modules if m.split(".")[0] in _SHADOWED]:
-    del sys.modules[_name]
 
 import logging
 

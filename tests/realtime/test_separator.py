@@ -3,17 +3,6 @@
 The U-Net here has depth 5, so context lengths are multiples of 32 frames (short and fast);
 every property tested does not depend on the model's size.
 """
-import pathlib
-import sys
-
-# tests/ is on sys.path (tests/conftest.py) and its engines/ folder would shadow the real
-# package as a namespace package: make sure the repository root wins.
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-if "engines" in sys.modules and getattr(sys.modules["engines"], "__file__", None) is None:
-    for _name in [m for m in sys.modules if m.split(".")[0] == "engines"]:
-        del sys.modules[_name]
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
