@@ -89,6 +89,15 @@ class _DeviceStream:
     def _setup_worker_side(self) -> None:
         """Per-subclass state that depends on the chosen rate."""
 
+    def start(self):
+        """Open the device and begin capturing / playing (silence at first); returns self.
+        Raises DeviceError."""
+        if self._stream is not None:
+            return self
+        self._configure()
+        self._start_stream(self._callback)
+        return self
+
     def _start_stream(self, callback) -> None:
         import sounddevice as sd
 
@@ -167,14 +176,6 @@ class MicrophoneStream(_DeviceStream):
     """
 
     _kind = "input"
-
-    def start(self) -> "MicrophoneStream":
-        """Open the device and begin capturing.  Raises DeviceError."""
-        if self._stream is not None:
-            return self
-        self._configure()
-        self._start_stream(self._callback)
-        return self
 
     def _setup_worker_side(self) -> None:
         self._resample = _Resampler(self.samplerate, MODEL_RATE, self.quality)
@@ -271,14 +272,6 @@ class SpeakerStream(_DeviceStream):
         self.prefill_s = float(prefill_s)
         self._primed = False    # playback has started at least once
         self._playing = False   # the ring holds enough to play through jitter
-
-    def start(self) -> "SpeakerStream":
-        """Open the device and begin playback (of silence).  Raises DeviceError."""
-        if self._stream is not None:
-            return self
-        self._configure()
-        self._start_stream(self._callback)
-        return self
 
     def _setup_worker_side(self) -> None:
         self._primed = self._playing = False
