@@ -31,12 +31,13 @@ import soundfile as sf
 import soxr
 import torch
 
+from .. import config
 from .instruments import SAMPLE_RATE
 from .synthetic import SPLITS, SoloClip, SyntheticSolos, read_solo_audio, worker_pool
 from .visual import FrameRenderer, Envelope, Player, frame_times, solo_renderer
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+IMAGENET_MEAN = np.array(config.IMAGENET_MEAN, np.float32)
+IMAGENET_STD = np.array(config.IMAGENET_STD, np.float32)
 
 
 @dataclass(frozen=True)
