@@ -273,3 +273,48 @@ class XvfbServer:
     def stop(self) -> None:
         _stop(self.proc)
         self.proc = None
+
+
+# ------------------------------------------------------------------ shared test helpers
+def numpy_bytes_allocated(fn, repeat: int = 300) -> int:
+    """Net bytes of numpy array data allocated while calling fn() `repeat` times (after one
+    warm-up call). 0 proves a hot path (audio callback, ring buffer) allocates no arrays."""
+    import tracemalloc
+
+    import numpy as np
+
+    fn()  # warm-up (first-call caches)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(repeat):
+            fn()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    filt = [tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)]
+    stats = after.filter_traces(filt).compare_to(before.filter_traces(filt), "filename")
+    return sum(s.size_diff for s in stats)
+
+
+def have_fluidsynth() -> bool:
+    """FluidSynth and the GM soundfont are installed (the synthetic dataset needs both)."""
+    import shutil
+
+    from pixelplayer.data.instruments import MissingDependencyError, find_soundfont
+
+    try:
+        find_soundfont()
+    except MissingDependencyError:
+        return False
+    return shutil.which("fluidsynth") is not None
+
+
+def needs_fluidsynth():
+    """pytest skip marker for tests that render audio with FluidSynth."""
+    import pytest
+
+    return pytest.mark.skipif(
+        not have_fluidsynth(),
+        reason="fluidsynth or the GM soundfont is missing (Debian packages fluidsynth, "
+               "fluid-soundfont-gm: run scripts/setup)")

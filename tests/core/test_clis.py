@@ -1,6 +1,5 @@
 """pixelplayer-separate / -eval / -train on real generated data, and their bad-input paths."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -8,8 +7,9 @@ import soundfile as sf
 
 from pixelplayer import eval_cli, separate_cli, train_cli
 
-needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None,
-                                      reason="fluidsynth not installed (run scripts/setup)")
+from fixtures_services import needs_fluidsynth as _needs_fluidsynth  # noqa: E402
+
+needs_fluidsynth = _needs_fluidsynth()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 Test-split melodies (split="test") were never seen in training.
 """
-import shutil
 
 import numpy as np
 import pytest
@@ -12,8 +11,9 @@ import pixelplayer
 from pixelplayer.metrics import sdr
 from pixelplayer.separation import pixel_to_cell, separate_by_clips, separate_by_pixels
 
-pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None,
-                                reason="fluidsynth not installed (run scripts/setup)")
+from fixtures_services import needs_fluidsynth  # noqa: E402
+
+pytestmark = needs_fluidsynth()
 
 
 @pytest.fixture(scope="module")

@@ -1,32 +1,22 @@
 """Instruments, composition and FluidSynth rendering of the synthetic solos."""
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
 
 from pixelplayer.data.compose import compose
 from pixelplayer.data.instruments import (
-    INSTRUMENTS, SAMPLE_RATE, MissingDependencyError, find_soundfont, get_instrument, midi_to_hz,
+    INSTRUMENTS, SAMPLE_RATE, get_instrument, midi_to_hz,
 )
 from pixelplayer.data.midi import Note, clean_notes
 from pixelplayer.data.render_audio import ClipRequest, biquad_sos, render_clip
 from pixelplayer.data.synthetic import SPLITS, plan_solos
 
 
-def _have_fluidsynth() -> bool:
-    try:
-        find_soundfont()
-    except MissingDependencyError:
-        return False
-    return shutil.which("fluidsynth") is not None
+from fixtures_services import needs_fluidsynth as _needs_fluidsynth  # noqa: E402
 
-
-needs_fluidsynth = pytest.mark.skipif(
-    not _have_fluidsynth(),
-    reason="fluidsynth or the GM soundfont is missing (Debian packages fluidsynth, fluid-soundfont-gm: run scripts/setup)",
-)
+needs_fluidsynth = _needs_fluidsynth()
 
 
 def test_registry_has_the_required_instruments():

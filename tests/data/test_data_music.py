@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import soundfile as sf
 import torch
 
 from pixelplayer.data.cli import get_parser, main
-from pixelplayer.data.instruments import SAMPLE_RATE, MissingDependencyError, find_soundfont
+from pixelplayer.data.instruments import SAMPLE_RATE
 from pixelplayer.data.music import (
     IMAGENET_MEAN, IMAGENET_STD, MixConfig, MusicMixDataset, SyntheticMixDataset, read_music_csv,
     read_window, write_music_layout,
@@ -20,18 +19,9 @@ from pixelplayer.data.music import (
 from pixelplayer.data.synthetic import SyntheticSolos, generate_solos
 
 
-def _have_fluidsynth() -> bool:
-    try:
-        find_soundfont()
-    except MissingDependencyError:
-        return False
-    return shutil.which("fluidsynth") is not None
+from fixtures_services import needs_fluidsynth as _needs_fluidsynth  # noqa: E402
 
-
-needs_fluidsynth = pytest.mark.skipif(
-    not _have_fluidsynth(),
-    reason="fluidsynth or the GM soundfont is missing (Debian packages fluidsynth, fluid-soundfont-gm: run scripts/setup)",
-)
+needs_fluidsynth = _needs_fluidsynth()
 
 INSTRUMENTS = ["violin", "drum", "flute"]
 COUNTS = {"train": 2, "val": 1, "test": 1}

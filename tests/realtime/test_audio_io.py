@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import tracemalloc
 import types
 import wave
 
@@ -15,28 +14,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fixtures_services import dominant_frequency, tone
+from fixtures_services import dominant_frequency, numpy_bytes_allocated, tone
 from realtime.audio_io import (MODEL_RATE, FileMicrophone, MicrophoneStream, SpeakerStream,
                                WavRecorder, close_all_writers)
 from realtime.devices import AudioDevice, DeviceError, format_device_list, resolve_device
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _numpy_bytes_allocated(fn, repeat: int = 300) -> int:
-    """Net bytes of numpy array data allocated while calling fn() repeatedly."""
-    fn()  # warm-up (first-call caches)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.take_snapshot()
-        for _ in range(repeat):
-            fn()
-        after = tracemalloc.take_snapshot()
-    finally:
-        tracemalloc.stop()
-    filt = [tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)]
-    stats = after.filter_traces(filt).compare_to(before.filter_traces(filt), "filename")
-    return sum(s.size_diff for s in stats)
 
 
 def _read_seconds(src, seconds: float, timeout: float = 5.0) -> np.ndarray:
@@ -103,7 +86,7 @@ def test_microphone_callback_downmixes_without_allocating():
     def cb():
         mic._callback(indata, 256, None, status)
         mic._ring.clear()   # consumer side, so the ring never fills
-    assert _numpy_bytes_allocated(cb) == 0
+    assert numpy_bytes_allocated(cb) == 0
     mic._callback(indata, 256, None, status)
     np.testing.assert_allclose(mic._ring.read(256), left / 2, atol=1e-7)
 
@@ -113,7 +96,7 @@ def test_speaker_callback_fills_channels_without_allocating():
     spk._allocate(MODEL_RATE, 2)            # same rate: no resampling in the way
     outdata = np.ones((256, 2), np.float32)
     status = types.SimpleNamespace(output_underflow=False)
-    assert _numpy_bytes_allocated(lambda: spk._callback(outdata, 256, None, status)) == 0
+    assert numpy_bytes_allocated(lambda: spk._callback(outdata, 256, None, status)) == 0
     assert not outdata.any() and spk.stats.underrun_samples == 0   # silence before any write
     spk.write(np.full(100, 0.25, np.float32))
     spk._callback(outdata, 256, None, status)

@@ -2,7 +2,7 @@
 
 import threading
 import time
-import tracemalloc
+from fixtures_services import numpy_bytes_allocated
 
 import numpy as np
 import pytest
@@ -72,22 +72,13 @@ def test_write_and_read_into_out_do_not_allocate_arrays():
     ring = RingBuffer(1024)
     block = np.ones(100, np.float32)
     out = np.zeros(100, np.float32)
-    ring.write(block), ring.read(100, out=out)  # warm up
-    tracemalloc.start()
-    try:
-        before = tracemalloc.take_snapshot()
-        for _ in range(500):
-            ring.write(block)
-            ring.read(100, out=out)
-            ring.read_or_zero(out)
-        after = tracemalloc.take_snapshot()
-    finally:
-        tracemalloc.stop()
-    domain = np.lib.tracemalloc_domain
-    filt = [tracemalloc.DomainFilter(True, domain)]
-    grown = sum(s.size_diff for s in after.filter_traces(filt).compare_to(
-        before.filter_traces(filt), "filename"))
-    assert grown == 0
+
+    def cycle():
+        ring.write(block)
+        ring.read(100, out=out)
+        ring.read_or_zero(out)
+
+    assert numpy_bytes_allocated(cycle, repeat=500) == 0
 
 
 def test_rejects_bad_sizes():
