@@ -11,6 +11,7 @@ import torch
 
 from . import dsp
 from .model import PixelPlayer
+from .streaming import random_edge_windows, window_sound
 
 
 @dataclass
@@ -44,29 +45,62 @@ def targets(spec: Spectra, mask_type: str = "binary") -> tuple[torch.Tensor, tor
     return gt, dsp.loss_weight(mix)
 
 
+@dataclass(frozen=True)
+class StreamingLoss:
+    """An extra loss on the masks a live separator keeps (see `pixelplayer.streaming`).
+
+    Each step also crops one random window of `context` frames per mixture, runs the U-Net
+    on it (mirrored if `mirror`), and scores the masks of its newest `edge` frames against
+    the same targets, weighted by `weight` relative to the whole-clip loss. Without it the
+    net only ever learns frames with future context, and the live app loses several dB.
+    """
+
+    context: int = 128
+    edge: int = 16
+    weight: float = 1.0
+    mirror: bool = True
+
+
+def _mask_loss(model: PixelPlayer, logits, gt, weight, mask_type: str) -> torch.Tensor:
+    weight = weight.expand_as(gt)
+    if mask_type == "binary":
+        # Sigmoid folded into the loss: numerically safer, and safe under autocast.
+        return dsp.weighted_bce_logits(logits.float(), gt, weight)
+    return dsp.weighted_l1(model.mask_from_logits(logits.float()), gt, weight)
+
+
 def mix_and_separate_loss(model: PixelPlayer, frames: torch.Tensor, audios: torch.Tensor,
-                          mix: torch.Tensor, mask_type: str = "binary") -> torch.Tensor:
+                          mix: torch.Tensor, mask_type: str = "binary",
+                          streaming: StreamingLoss | None = None) -> torch.Tensor:
     """The training loss of one batch (scalar)."""
     with torch.autocast(device_type=mix.device.type, enabled=False):
         spec = batch_spectra(audios.float(), mix.float(), model.time_multiple)
         gt, weight = targets(spec, mask_type)
-    logits = model.separate(frames, spec.mag_mix).float()
-    weight = weight.expand_as(gt)
-    if mask_type == "binary":
-        # Sigmoid folded into the loss: numerically safer, and safe under autocast.
-        return dsp.weighted_bce_logits(logits, gt, weight)
-    return dsp.weighted_l1(model.mask_from_logits(logits), gt, weight)
+    b, n = frames.shape[:2]
+    feats = model.clip_feature(frames.flatten(0, 1)).view(b, n, -1)
+    logits = model.net_synth(feats, model.audio_features(spec.mag_mix))
+    loss = _mask_loss(model, logits, gt, weight, mask_type)
+    if streaming is not None and streaming.weight > 0:
+        window, gt_e, weight_e = random_edge_windows([spec.mag_mix, gt, weight],
+                                                     streaming.context, streaming.edge)
+        sound = window_sound(model, window, streaming.edge, streaming.mirror)
+        edge_loss = _mask_loss(model, model.net_synth(feats, sound), gt_e, weight_e, mask_type)
+        loss = loss + streaming.weight * edge_loss
+    return loss
 
 
 class MixSeparateObjective(torch.nn.Module):
     """The loss as a module, so DistributedDataParallel (which syncs gradients through
     `forward`) can wrap it; single-process training calls it the same way."""
 
-    def __init__(self, model: PixelPlayer, mask_type: str = "binary"):
+    def __init__(self, model: PixelPlayer, mask_type: str = "binary",
+                 streaming: StreamingLoss | None = None):
         super().__init__()
         self.model = model
         self.mask_type = mask_type
+        self.streaming = streaming
 
     def forward(self, frames: torch.Tensor, audios: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
         """frames `(B, N, 3, Tf, H, W)`, audios `(B, N, S)`, mix `(B, S)` samples -> scalar loss."""
-        return mix_and_separate_loss(self.model, frames, audios, mix, self.mask_type)
+        return mix_and_separate_loss(self.model, frames, audios, mix, self.mask_type,
+                                     self.streaming)

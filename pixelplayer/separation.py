@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from . import dsp
 from .config import CLICK_POOL
 from .model import PixelPlayer, apply_mask, neighbourhood_max
+from .streaming import streaming_logits
 
 
 def _padded_mag(mag: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -38,6 +39,19 @@ def separate_by_clips(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tenso
     t = real.shape[-1]
     logits = model.separate(frames, _padded_mag(dsp.magnitude(real, imag), model.time_multiple))
     return masked_istft(model.mask_from_logits(logits)[..., :t], real, imag, mix.shape[-1])
+
+
+@torch.no_grad()
+def separate_streaming(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor,
+                       context: int = 128, hop: int = 4, mirror: bool = True) -> torch.Tensor:
+    """`separate_by_clips` as the live app hears it: every `hop` STFT frames the U-Net sees
+    only the newest `context` frames (silence before the clip) and the masks of the newest
+    `hop` frames are kept. frames `(B, N, 3, Tf, H, W)`, mix `(B, S)` -> `(B, N, S)`."""
+    real, imag = dsp.stft(mix)
+    b, n = frames.shape[:2]
+    feats = model.clip_feature(frames.flatten(0, 1)).view(b, n, -1)
+    logits = streaming_logits(model, feats, dsp.magnitude(real, imag), context, hop, mirror)
+    return masked_istft(model.mask_from_logits(logits), real, imag, mix.shape[-1])
 
 
 @torch.no_grad()

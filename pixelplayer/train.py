@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from . import checkpoint
 from .config import PRESETS, ModelConfig
-from .losses import MixSeparateObjective
+from .losses import MixSeparateObjective, StreamingLoss
 from .model import PixelPlayer
 
 log = logging.getLogger("pixelplayer.train")
@@ -46,6 +46,8 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     max_minutes: float | None = None  # stop (and save) when this wall-clock budget is spent
+    streaming: StreamingLoss | None = None  # extra loss on the masks a live separator keeps
+    init: str | None = None  # start from these weights ("default" or a checkpoint path)
     progress: bool = True
 
 
@@ -132,6 +134,27 @@ def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, shuffle: bool, s
                       pin_memory=torch.cuda.is_available(), persistent_workers=cfg.workers > 0)
 
 
+def _init_weights(model: PixelPlayer, source: str) -> None:
+    """Fine-tuning start: weights of the same configuration (fp16 files are upcast)."""
+    other = checkpoint.load(source)
+    if other.config != model.config:
+        raise ValueError(f"--init {source}: its config {other.config} differs from the "
+                         f"model being trained {model.config}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in other.state_dict().items()})
+    log.info("initialised from %s", source)
+
+
+def selection_metric(record: dict) -> float:
+    """What 'best' means: validation SDR, averaged with the streaming validation SDR when
+    that was measured (a model for the live app must be good in both views)."""
+    if "val_sdr" not in record:
+        return -record["loss"]
+    if "val_stream_sdr" in record:
+        return 0.5 * (record["val_sdr"] + record["val_stream_sdr"])
+    return record["val_sdr"]
+
+
 def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
     """Run the loop. `validate(model) -> dict` (e.g. mean SDR) is called after each epoch on
     the main process. Items of `train_set` are dicts with frames `(N, 3, Tf, H, W)`, audios
@@ -145,14 +168,17 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
     model_cfg = cfg.model
     if cfg.mask == "ratio" and model_cfg.mask_activation != "relu":
         model_cfg = dataclasses.replace(model_cfg, mask_activation="relu")
-    model = PixelPlayer(model_cfg).to(device)
+    model = PixelPlayer(model_cfg)
+    if cfg.init:
+        _init_weights(model, cfg.init)
+    model = model.to(device)
     optim = make_optimizer(model, cfg)
     start_epoch, step, best = 0, 0, -math.inf
     if cfg.resume and _state_path(cfg).is_file():
         start_epoch, step, best = load_training_state(_state_path(cfg), model, optim)
         log.info("resumed from %s at epoch %d", _state_path(cfg), start_epoch)
     net = model  # the bare network, whatever wrapper trains it
-    objective = MixSeparateObjective(net, cfg.mask)
+    objective = MixSeparateObjective(net, cfg.mask, cfg.streaming)
     if info.world > 1:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None)
@@ -168,7 +194,7 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
             if validate is not None:
                 net.eval()
                 record.update(validate(net))
-            metric = record.get("val_sdr", -stats["loss"])
+            metric = selection_metric(record)
             save_training_state(_state_path(cfg), net, optim, epoch + 1, step, max(best, metric))
             if metric > best:
                 best = metric

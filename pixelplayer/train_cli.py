@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .config import PRESETS, ModelConfig
+from .losses import StreamingLoss
 from .train import TrainConfig, train
 
 
@@ -51,7 +52,29 @@ def get_parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     opt.add_argument("--max-minutes", type=float, help="stop and save after this wall time")
+    opt.add_argument("--init", help="start from these weights: 'default' or a checkpoint of "
+                     "the same configuration (fine-tuning)")
+    live = p.add_argument_group(
+        "streaming", "train for the live app too: an extra loss on the newest frames of "
+        "random context windows, as realtime-sep separates them")
+    live.add_argument("--stream-context", type=int, default=0,
+                      help="window length C in STFT frames (the app's default is 128; 0: off)")
+    live.add_argument("--stream-edge", type=int, default=16,
+                      help="newest frames of each window that are scored")
+    live.add_argument("--stream-weight", type=float, default=1.0,
+                      help="weight of that loss relative to the whole-clip loss")
+    live.add_argument("--stream-hop", type=int, default=4,
+                      help="frames per step when validating in the streaming view")
+    live.add_argument("--no-mirror", action="store_true",
+                      help="windows without their time reversal (engines built with mirror off)")
     return p
+
+
+def streaming_loss(args) -> StreamingLoss | None:
+    if not args.stream_context:
+        return None
+    return StreamingLoss(context=args.stream_context, edge=args.stream_edge,
+                         weight=args.stream_weight, mirror=not args.no_mirror)
 
 
 def model_config(args) -> ModelConfig:
@@ -79,10 +102,13 @@ def build_datasets(args):
     return train_set, val_set
 
 
-def make_validator(val_set, n_mixtures: int, batch_size: int):
-    """validate(model) -> {"val_sdr", "val_sir", "val_sar"}: BSS Eval on fixed mixtures."""
+def make_validator(val_set, n_mixtures: int, batch_size: int,
+                   streaming: StreamingLoss | None = None, stream_hop: int = 4):
+    """validate(model) -> {"val_sdr", "val_sir", "val_sar"}: BSS Eval on fixed mixtures;
+    with `streaming`, also "val_stream_sdr": the same mixtures separated window by window
+    as the live app does (C = streaming.context, `stream_hop` frames per step)."""
     from .metrics import audible, bss_eval
-    from .separation import separate_by_clips
+    from .separation import separate_by_clips, separate_streaming
 
     indices = list(range(min(n_mixtures, len(val_set))))
 
@@ -94,10 +120,15 @@ def make_validator(val_set, n_mixtures: int, batch_size: int):
             frames = torch.stack([it["frames"] for it in items]).to(device)
             mix = torch.stack([it["mix"] for it in items]).to(device)
             est = separate_by_clips(model, frames, mix).cpu()
-            for it, e in zip(items, est):
+            live = (separate_streaming(model, frames, mix, streaming.context, stream_hop,
+                                       streaming.mirror).cpu() if streaming else est)
+            for it, e, e_live in zip(items, est, live):
                 if audible(it["audios"]):
                     for k, v in bss_eval(it["audios"], e).items():
                         scores[k].append(float(np.mean(v)))
+                    if streaming:
+                        scores.setdefault("stream_sdr", []).append(
+                            float(np.mean(bss_eval(it["audios"], e_live)["sdr"])))
         return {f"val_{k}": float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
 
     return validate
@@ -113,12 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             num_mix=args.num_mix, mask=args.mask, lr_frame=args.lr_frame,
             lr_sound=args.lr_sound, lr_synth=args.lr_synth, workers=args.workers,
             device=args.device, amp=not args.no_amp, val_mixtures=args.val_mixtures,
-            seed=args.seed, resume=args.resume, max_minutes=args.max_minutes)
+            seed=args.seed, resume=args.resume, max_minutes=args.max_minutes,
+            streaming=streaming_loss(args), init=args.init)
         train_set, val_set = build_datasets(args)
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"pixelplayer-train: error: {exc}", file=sys.stderr)
         return 2
-    validate = make_validator(val_set, args.val_mixtures, args.batch_size) if val_set else None
+    validate = (make_validator(val_set, args.val_mixtures, args.batch_size, cfg.streaming,
+                               args.stream_hop) if val_set else None)
     summary = train(cfg, train_set, validate).summary
     print(f"done: {summary['epochs_run']} epochs, {summary['steps']} steps, best {summary['best']:.3f}; "
           f"weights in {args.out}/best.safetensors")

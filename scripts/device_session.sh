@@ -3,7 +3,10 @@
 # cache, then measure the CUDA paths. Writes everything worth keeping under $OUT.
 #   MINUTES: training budget; DATA: carried cache; PY: python with torch (CUDA build).
 #   RESUME=1 continues /tmp/run (a second call on the same warm machine).
-# What ran for the shipped weights (docs/MODEL.md): MINUTES=4.5, then RESUME=1 MINUTES=2.
+#   INIT=default fine-tunes the shipped weights; STREAM=128 adds the streaming loss and
+#   streaming validation (pixelplayer-train --stream-context).
+# What ran for the shipped weights (docs/MODEL.md): MINUTES=4.5, then RESUME=1 MINUTES=2
+# (first session); then INIT=default STREAM=128 MINUTES=6 (second session).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; PY=${PY:-python3}; MINUTES=${MINUTES:-6}; DATA=${DATA:-cache/gpu_carry}
 mkdir -p "$OUT"
@@ -21,9 +24,9 @@ $PY -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.
 date -u >> "$OUT/machine.txt"
 date -u +"train start %T"
 timeout $(( ${MINUTES%.*} * 60 + 120 )) $PY -m pixelplayer.train_cli --data "$DATA" --out /tmp/run \
-  --preset light --epochs 1000 --steps-per-epoch 150 --batch-size 32 --vary-visuals \
-  --val-mixtures 32 --workers ${WORKERS:-14} --max-minutes "$MINUTES" --seed 0 \
-  ${RESUME:+--resume} 2>&1 \
+  --preset light --epochs 1000 --steps-per-epoch ${STEPS:-150} --batch-size ${BATCH:-32} --vary-visuals \
+  --val-mixtures ${VAL:-32} --workers ${WORKERS:-14} --max-minutes "$MINUTES" --seed ${SEED:-0} \
+  ${RESUME:+--resume} ${INIT:+--init $INIT} ${STREAM:+--stream-context $STREAM} 2>&1 \
   | tr '\r' '\n' | grep -v 'it/s\]$' | grep -v 's/it\]$' > "$OUT/train.log"
 date -u +"train end %T"
 tail -n 3 "$OUT/train.log"
@@ -40,6 +43,7 @@ if os.path.exists(src):
     save_file(state, os.path.join(os.environ.get("OUT", "/tmp/out"), "best_fp16.safetensors"), metadata=meta)
     print("saved fp16 weights")
 PYEOF
+[ -n "${SKIP_BENCH:-}" ] && exit 0
 $PY benchmarks/bench_model.py --device cuda --repeats 20 > "$OUT/bench_model_cuda.txt" 2>&1
 $PY benchmarks/bench_engines.py --quick --backends ${BACKENDS:-torch-cuda,torch-cuda-eager} > "$OUT/bench_engines_cuda.txt" 2>&1
 $PY benchmarks/bench_engines.py --quick --hop-frames 1 --pixels 1 --streams 1,8,32,128 --backends ${BACKENDS:-torch-cuda,torch-cuda-eager} >> "$OUT/bench_engines_cuda.txt" 2>&1

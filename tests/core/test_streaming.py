@@ -1,0 +1,116 @@
+"""The streaming view used in training equals what the live graph computes."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engines.graphs import SeparateGraph
+from pixelplayer import dsp
+from pixelplayer.config import HOP, ModelConfig
+from pixelplayer.model import PixelPlayer
+from pixelplayer.streaming import random_edge_windows, streaming_logits, window_sound
+from pixelplayer.train import TrainConfig, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tone_data import ToneMixDataset  # noqa: E402
+
+SMALL = ModelConfig(k=4, frame_width=8, audio_ngf=4, audio_depth=5)  # time multiple 32
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return PixelPlayer(SMALL).eval()
+
+
+@pytest.mark.parametrize("mirror", [True, False])
+def test_streaming_logits_equal_the_live_graph(mirror):
+    """Block [j, j+H) of `streaming_logits` is what SeparateGraph computes on the audio
+    window whose uncentred frames are the clip's centred frames [j+H-C, j+H)."""
+    model, c, h = _model(), 32, 4
+    torch.manual_seed(1)
+    clip = 0.1 * torch.randn(1, 120 * HOP)
+    real, imag = dsp.stft(clip)
+    feats = torch.rand(1, 2, SMALL.k)
+    logits = streaming_logits(model, feats, dsp.magnitude(real, imag), c, h, mirror)
+    graph = SeparateGraph(model, context_frames=c, out_frames=h, mirror=mirror).eval()
+    for j in (40, 64, 100):  # interior blocks: no centre padding involved
+        start = (j + h - c) * HOP - dsp.N_FFT // 2
+        window = clip[:, start:start + graph.samples]
+        with torch.no_grad():
+            _, _, warped = graph._spectrum(window)
+            live = graph._masks(feats, graph._sound(warped)).unflatten(-1, (h, -1))
+        want = model.mask_from_logits(logits[..., j:j + h]).transpose(-1, -2)  # (1, 2, H, 256)
+        assert torch.allclose(live, want, atol=2e-5), (j, (live - want).abs().max())
+
+
+def test_streaming_logits_start_from_silence():
+    """The first block sees zeros before the clip, so it differs from whole-clip context."""
+    model = _model()
+    mag = torch.rand(1, 512, 64) + 0.1
+    feats = torch.rand(1, 1, SMALL.k)
+    live = streaming_logits(model, feats, mag, 32, 4)
+    window = torch.nn.functional.pad(mag[..., :4], (28, 0))
+    first = model.net_synth(feats, window_sound(model, window, 4))
+    assert torch.allclose(live[..., :4], first, atol=1e-5)
+    assert live.shape == (1, 1, 256, 64)
+
+
+def test_random_edge_windows_keep_targets_aligned():
+    t = torch.arange(64.0).expand(3, 5, 64)  # value = frame index
+    gen = torch.Generator().manual_seed(0)
+    window, target = random_edge_windows([t, t.unsqueeze(1) + 1000], 32, 8, gen)
+    assert window.shape == (3, 5, 32) and target.shape == (3, 1, 5, 8)
+    # The scored frames are the window's newest frames.
+    assert torch.equal(target[:, 0] - 1000, window[..., -8:])
+    with pytest.raises(ValueError):
+        random_edge_windows([t], 128, 8)
+
+
+class NoisyTones(ToneMixDataset):
+    """Pure tones make BSS Eval's projection singular: a little noise makes it full rank."""
+
+    def __getitem__(self, i):
+        item = super().__getitem__(i)
+        gen = torch.Generator().manual_seed(i)
+        audios = item["audios"] + 0.01 * torch.randn(item["audios"].shape, generator=gen)
+        return {**item, "audios": audios, "mix": audios.sum(0)}
+
+
+def test_training_with_the_streaming_loss_logs_streaming_sdr(tmp_path):
+    from pixelplayer.losses import StreamingLoss
+    from pixelplayer.train_cli import make_validator
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    stream = StreamingLoss(context=64, edge=8)
+    cfg = TrainConfig(out_dir=tmp_path, model=SMALL, epochs=2, steps_per_epoch=15,
+                      batch_size=4, workers=0, device="cpu", progress=False,
+                      streaming=stream)
+    validate = make_validator(NoisyTones(4, seed=9), 4, 4, stream, stream_hop=8)
+    summary = train(cfg, ToneMixDataset(32), validate).summary
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert all("val_stream_sdr" in r and r["val_stream_sdr"] == r["val_stream_sdr"] for r in log)
+    assert summary["best"] == max(0.5 * (r["val_sdr"] + r["val_stream_sdr"]) for r in log)
+    assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_init_starts_from_given_weights(tmp_path):
+    from pixelplayer import checkpoint
+
+    src = _model(seed=3)
+    checkpoint.save(src, tmp_path / "start.safetensors")
+    cfg = TrainConfig(out_dir=tmp_path / "run", model=SMALL, epochs=1, steps_per_epoch=1,
+                      batch_size=2, workers=0, device="cpu", progress=False,
+                      init=str(tmp_path / "start.safetensors"), lr_frame=0.0, lr_sound=0.0,
+                      lr_synth=0.0, weight_decay=0.0)
+    trained = train(cfg, ToneMixDataset(4)).model
+    # lr 0: the weights are the start's (batch-norm running statistics do move).
+    for (name, a), b in zip(src.named_parameters(), trained.parameters()):
+        assert torch.equal(a, b.detach().cpu()), name
+    bad = TrainConfig(out_dir=tmp_path / "bad", model=ModelConfig(k=8, frame_width=8,
+                      audio_ngf=4, audio_depth=5), init=str(tmp_path / "start.safetensors"),
+                      device="cpu", workers=0, progress=False)
+    with pytest.raises(ValueError, match="differs"):
+        train(bad, ToneMixDataset(4))
