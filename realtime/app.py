@@ -252,6 +252,8 @@ def run_session(args, camera, mic, speaker, engine, spec, log=_log) -> int:
     signals.target = pipeline
     try:
         pipeline.start()
+        if video is not None and args.out:   # the isolated sound goes into the MP4 at close
+            video.add_audio(args.out, "isolated", pipeline.audio_t0)
         log(latency_budget(pipeline)[0])
         loop.run()
     finally:

@@ -116,6 +116,7 @@ def _player_run(args, engine, spec, scene_dir: str, player: dict, out_dir: str, 
         f"({centre[0]:.0f}, {centre[1]:.0f})" + ("" if pace else ", as fast as possible"))
     try:
         pipeline.start()
+        video.add_audio(wav, "isolated", pipeline.audio_t0)   # muxed in at close
         loop.run()
     finally:
         pipeline.stop()

@@ -196,6 +196,14 @@ class Pipeline:
             self.camera.stop()
 
     @property
+    def audio_t0(self) -> float:
+        """When input sample 0 (the first --out sample) happened, on the clock
+        of the frame times `realtime.gui.MainLoop` gives video writers: stream
+        time 0 when it writes queued frames (offline), else time.monotonic()
+        at `start` (live: the microphone started then)."""
+        return 0.0 if self.frame_queue is not None else float(self.t_start or 0.0)
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 

@@ -6,10 +6,12 @@
                     ffmpeg (H.264 or MPEG-4 part 2) the file is a *fragmented*
                     MP4: valid at every keyframe (1 s), so a Ctrl-C, SIGTERM
                     or even SIGKILL leaves a playable file.  Without ffmpeg,
-                    OpenCV's mp4v writer (valid once closed).
+                    OpenCV's mp4v writer (valid once closed).  WAVs
+                    attached with `add_audio` are muxed in as AAC tracks
+                    when it closes (`realtime.mux.mux_audio`, needs ffmpeg).
 `Recording`         what the r key records: isolated WAV + mixture WAV +
                     annotated MP4, named ``rec-<time>-{isolated,mixture}.wav``
-                    / ``rec-<time>-video.mp4``.
+                    / ``rec-<time>-video.mp4``; the MP4 carries both sounds.
 
 WAVs use `realtime.audio_io.WavRecorder` (header kept valid at any time,
 closed by `close_all_writers` from the app's SIGTERM handler).
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 
 from realtime.audio_io import MODEL_RATE, WavRecorder
+from realtime.mux import ffmpeg_encoder, mux_audio
 
 __all__ = ["AlignedWavSink", "BackgroundWriter", "VideoWriter", "Recording", "RecordingSwitch"]
 
@@ -80,23 +82,7 @@ class BackgroundWriter:
             self._thread.join(timeout)
 
 
-def _ffmpeg_encoder() -> str | None:
-    """'libx264' or 'mpeg4' when ffmpeg has it, else None."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True,
-                             text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for name in ("libx264", "mpeg4"):
-        if f" {name} " in out:
-            return name
-    return None
-
-
-_ENCODER: list = []   # cache of _ffmpeg_encoder()'s answer
+_ENCODER: list = []   # cache of ffmpeg_encoder()'s answer
 
 
 class VideoWriter:
@@ -112,6 +98,9 @@ class VideoWriter:
     across gaps and skipped when they come faster than `fps`, so the file's
     timeline follows `t` (at most 10 s of repeats per gap).  The size is fixed
     by the first frame; later frames of another size are resized.
+    `add_audio(wav, title)` adds a WAV (closed before `close`) as an audio
+    track; `audio_t0`: its first sample's time on the clock of `t` (None: the
+    first frame's), so the sound starts where it belongs on the timeline.
     """
 
     def __init__(self, path, fps: float = 25.0, realtime: bool = True) -> None:
@@ -122,14 +111,25 @@ class VideoWriter:
         self.dropped = 0          # frames lost to a slow encoder
         self._size = None
         self._t0 = None
+        self._owed = 0            # refused frame slots, to fill with the next frame
         self._proc = None
         self._cv = None
         self._writer = BackgroundWriter(maxsize=16, name="video-writer")
         self._closed = False
+        self.audio: list[tuple[str, str]] = []    # (wav path, track title)
+        self.audio_t0: float | None = None
+        self.has_audio = False    # the finished file carries the audio tracks
+        self.log = None           # callable(str) for mux warnings (None: stderr)
+
+    def add_audio(self, wav_path, title: str = "", t0: float | None = None) -> None:
+        """Mux `wav_path` in at `close` (first call = default track); `t0` sets `audio_t0`."""
+        self.audio.append((os.fspath(wav_path), title))
+        if t0 is not None:
+            self.audio_t0 = float(t0)
 
     def _open(self, w: int, h: int) -> None:
         if not _ENCODER:
-            _ENCODER.append(_ffmpeg_encoder())
+            _ENCODER.append(ffmpeg_encoder())
         codec = _ENCODER[0]
         self._size = (w, h)
         if codec is None:
@@ -148,14 +148,15 @@ class VideoWriter:
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, start_new_session=True)
 
-    def _emit(self, data) -> None:
-        if self._proc is not None:
-            try:
-                self._proc.stdin.write(data)
-            except (BrokenPipeError, OSError, ValueError):
-                self.dropped += 1
-        elif self._cv is not None:
-            self._cv.write(data)
+    def _emit(self, data, count: int = 1) -> None:
+        for _ in range(count):
+            if self._proc is not None:
+                try:
+                    self._proc.stdin.write(data)
+                except (BrokenPipeError, OSError, ValueError):
+                    self.dropped += 1
+            elif self._cv is not None:
+                self._cv.write(data)
 
     def write(self, img: np.ndarray, t: float | None = None) -> None:
         """Add frame `img` (H, W, 3) uint8 BGR shown at time `t` seconds
@@ -173,12 +174,15 @@ class VideoWriter:
             return                                   # faster than fps: skip
         repeats = min(target - self.frames, int(10 * self.fps))
         data = np.ascontiguousarray(img) if self._cv is not None else img.tobytes()
-        for _ in range(repeats):
-            if self._writer.submit(self._emit, data, block=not self.realtime, timeout=None):
-                self.frames += 1
-            else:
-                self.dropped += 1
-                self.frames += 1   # keep the timeline: the slot is lost, not shifted
+        # Slots a full queue refused are filled with this frame: the picture
+        # is lost, but the file keeps its timeline, so muxed sound stays in sync.
+        count = min(self._owed + repeats, int(10 * self.fps))
+        if self._writer.submit(self._emit, data, count, block=not self.realtime, timeout=None):
+            self._owed = 0
+        else:
+            self._owed = count
+            self.dropped += repeats
+        self.frames += repeats
 
     def close(self, timeout: float = 20.0) -> None:
         """Finish the file (idempotent)."""
@@ -197,6 +201,20 @@ class VideoWriter:
                 self._proc.kill()
         if self._cv is not None:
             self._cv.release()
+        if self.audio and self.frames:
+            self._mux()
+
+    def _mux(self) -> None:
+        """Add the `audio` tracks (on the closing thread, bounded by `mux_timeout`)."""
+        # Frame 1 shows from t0 (see `write`), so a WAV starting audio_t0 - t0
+        # seconds after it must be shifted by that much: delayed if later,
+        # trimmed if it started before the first frame.
+        offset = 0.0
+        if self.audio_t0 is not None and self._t0 is not None:
+            offset = self.audio_t0 - self._t0
+        paths, titles = zip(*self.audio)
+        kw = {"log": self.log} if self.log is not None else {}
+        self.has_audio = mux_audio(self.path, paths, titles, [offset] * len(paths), **kw)
 
 
 class AlignedWavSink:
@@ -237,12 +255,15 @@ class Recording:
         fps: video frame rate.
         latency: the separator's output offset in samples (`latency_samples`),
             used to line the isolated sound up with the mixture.
+        log: callable(str) for a failed mux's warning (None: stderr).
     Files: ``rec-YYYYmmdd-HHMMSS-isolated.wav``, ``...-mixture.wav`` (11025 Hz
     mono) and ``...-video.mp4``.  Audio is written by the caller's writer
     thread (`write_audio`), video frames by the GUI thread (`write_frame`).
+    `close` muxes both sounds into the MP4 (isolated first), placed by the
+    `now` stamps of `write_audio` (None: the sound starts with the video).
     """
 
-    def __init__(self, directory, fps: float = 25.0, latency: int = 0) -> None:
+    def __init__(self, directory, fps: float = 25.0, latency: int = 0, log=None) -> None:
         os.makedirs(directory, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = os.path.join(os.fspath(directory), f"rec-{stamp}")
@@ -257,21 +278,30 @@ class Recording:
         self.latency = int(latency)
         self._aligned = False
         self._skip = 0
+        self._first_in = 0
+        self.audio_closed = threading.Event()     # both WAVs are final
         self.video = VideoWriter(self.paths["video"], fps, realtime=True)
+        self.video.log = log
+        self.video.add_audio(self.paths["isolated"], "isolated")
+        self.video.add_audio(self.paths["mixture"], "mixture")
         self.started = time.monotonic()
 
     def write_audio(self, isolated: np.ndarray | None, mixture: np.ndarray | None,
-                    in_pos: int = 0, out_pos: int = 0) -> None:
+                    in_pos: int = 0, out_pos: int = 0, now: float | None = None) -> None:
         """Append (n,) float32 blocks at 11025 Hz (either may be None/empty).
 
         in_pos / out_pos: stream positions (samples) of mixture[0] / isolated[0].
         Both files start at input sample `in_pos` of the first call: the
         isolated stream lags by ``in_pos + latency - out_pos`` samples there,
         which are skipped, so sample j of one file is sample j of the other.
+        now: time of this call on `write_frame`'s clock (see `_stamp`).
         """
         if not self._aligned:
             self._aligned = True
+            self._first_in = int(in_pos)
             self._skip = max(0, int(in_pos) + self.latency - int(out_pos))
+        if now is not None and mixture is not None and mixture.size:
+            self._stamp(float(now), int(in_pos) + mixture.shape[0])
         if isolated is not None and isolated.size:
             drop = min(self._skip, isolated.shape[0])
             self._skip -= drop
@@ -280,15 +310,32 @@ class Recording:
         if mixture is not None and mixture.size:
             self.mixture.write(mixture)
 
+    def _stamp(self, now: float, end: int) -> None:
+        """Estimate when the files' first sample was captured (`audio_t0`).
+
+        The block ending at input sample `end` was just read from the mic, so
+        the first sample was captured (end - first) / 11025 s before `now`;
+        each estimate is late by the lag since (worker, writer queue), so the
+        smallest is the best.  Only the first 2 s count, before the sound
+        card's clock drifts from the system clock or dropped blocks shift it.
+        """
+        n = end - self._first_in
+        if n > 2 * MODEL_RATE:
+            return
+        t0 = now - n / MODEL_RATE
+        if self.video.audio_t0 is None or t0 < self.video.audio_t0:
+            self.video.audio_t0 = t0
+
     def write_frame(self, img: np.ndarray, t: float) -> None:
         self.video.write(img, t)
 
     def close_audio(self) -> None:
         self.isolated.close()
         self.mixture.close()
+        self.audio_closed.set()
 
     def close(self) -> None:
-        """Close all three files (idempotent)."""
+        """Close the WAVs, then the MP4, then mux the sound into it (idempotent)."""
         self.close_audio()
         self.video.close()
 
@@ -302,7 +349,8 @@ class RecordingSwitch:
             sink), used to close the WAVs after the audio queued before stop.
         log: callable(str) for the file names.
     Audio arrives on the writer thread (``__call__``), frames and toggles on
-    the GUI thread; `current` is swapped as a whole reference.
+    the GUI thread; `current` is swapped as a whole reference.  Audio blocks
+    are stamped with time.monotonic(), the clock of `write_frame`'s `t`.
     """
 
     def __init__(self, directory, fps: float, latency: int, writer: BackgroundWriter,
@@ -310,32 +358,52 @@ class RecordingSwitch:
         self.directory, self.fps, self.latency = directory, fps, latency
         self.writer, self.log = writer, log
         self.current: Recording | None = None
+        self._closers: list[threading.Thread] = []   # recordings still being finished
 
     def __call__(self, isolated, mixture, in_pos: int, out_pos: int) -> None:
         rec = self.current
         if rec is not None:
-            rec.write_audio(isolated, mixture, in_pos, out_pos)
+            rec.write_audio(isolated, mixture, in_pos, out_pos, time.monotonic())
 
     def write_frame(self, img: np.ndarray, t: float) -> None:
+        """Frame `img` shown at `t` = time.monotonic() seconds."""
         rec = self.current
         if rec is not None:
             rec.write_frame(img, t)
 
     def toggle(self) -> None:
-        """Start a recording, or stop the running one."""
+        """Start a recording, or stop the running one (finished in the background)."""
         if self.current is not None:
-            self.stop()
+            self.stop(wait=False)
             return
-        self.current = Recording(self.directory, self.fps, self.latency)
+        self.current = Recording(self.directory, self.fps, self.latency, log=self.log)
         self.log(f"recording to {self.current.paths['isolated']} (+ mixture WAV, video MP4)")
 
-    def stop(self) -> None:
-        """Stop and close the running recording (idempotent)."""
+    def stop(self, wait: bool = True) -> None:
+        """Stop the running recording (idempotent).
+
+        Its WAVs close on the writer thread after the audio queued before now,
+        then a 'recording-closer' thread finishes the MP4 and muxes the sound
+        in (seconds when long).  `wait` (shutdown) joins it and any earlier
+        ones; the r key does not wait, so the window keeps running.
+        """
         rec, self.current = self.current, None
-        if rec is None:
-            return
-        # Audio queued before now is written first, then the WAVs close (same thread).
-        if not self.writer.submit(rec.close_audio, block=True, timeout=5.0):
+        if rec is not None:
+            if not self.writer.submit(rec.close_audio, block=True, timeout=5.0):
+                rec.close_audio()
+            closer = threading.Thread(target=self._finish, args=(rec,), name="recording-closer")
+            closer.start()
+            self._closers.append(closer)
+        if wait:
+            closers, self._closers = self._closers, []
+            for closer in closers:      # each is bounded by the mux timeout
+                closer.join()
+
+    def _finish(self, rec: Recording) -> None:
+        # Mux only finished WAVs; a stuck writer thread must not stop us, and
+        # WavRecorder.close is thread-safe and idempotent.
+        if not rec.audio_closed.wait(5.0):
             rec.close_audio()
         rec.video.close()
-        self.log(f"recording saved: {', '.join(rec.paths.values())}")
+        note = "" if rec.video.has_audio else " (MP4 without sound)"
+        self.log(f"recording saved: {', '.join(rec.paths.values())}{note}")

@@ -17,7 +17,8 @@ else
   export PYTHONPATH=$PWD
 fi
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
-# The GPU image has no Debian emoji font: the carried cache brings its own copy.
+# The GPU image has no Debian emoji font: the carried cache brings its own copy (subset to
+# the 13 instrument glyphs with fontTools: 30 KB instead of 11 MB, identical bitmaps).
 [ -f "$DATA/font/NotoColorEmoji.ttf" ] && export PIXELPLAYER_EMOJI_FONT=$PWD/$DATA/font/NotoColorEmoji.ttf
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/machine.txt" 2>&1
 $PY -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, platform.python_version())" >> "$OUT/machine.txt" 2>&1

@@ -256,6 +256,17 @@ def test_latency_budget_names_every_part(duet):
 
 
 # ------------------------------------------------------- the real process
+def _audio_of(mp4):
+    """(stream kinds, first audio track decoded to float32 at 11025 Hz) of an MP4."""
+    kinds = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type",
+                            "-of", "csv=p=0", str(mp4)], capture_output=True, text=True,
+                           timeout=30, check=True).stdout.split()
+    pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(mp4), "-map", "0:a:0?",
+                          "-f", "s16le", "-ac", "1", "-ar", str(MODEL_RATE), "-"],
+                         capture_output=True, timeout=30, check=True).stdout
+    return kinds, np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0
+
+
 def _cli(args, **kw):
     return subprocess.Popen([sys.executable, RUNNER, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
@@ -281,6 +292,10 @@ def test_cli_offline_headless_writes_valid_wav_and_video(duet, tmp_path):
     assert abs(frames - meta["n_frames"]) <= 1
     ok, frame = cap.read()
     assert ok and frame.shape[1] == meta["size"][0] and frame.shape[0] > meta["size"][1]
+    # The MP4 carries the --out sound, in step (offline, both start at stream time 0).
+    kinds, sound = _audio_of(video)
+    assert kinds == ["video", "audio"]
+    assert correlation(sound[: data.size], data) > 0.9
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
@@ -309,3 +324,6 @@ def test_signal_mid_run_leaves_valid_files(duet, tmp_path, sig, code):
     assert info.frames == data.size > MODEL_RATE          # header matches the data
     cap = cv2.VideoCapture(str(video))
     assert cap.read()[0] and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 10
+    kinds, sound = _audio_of(video)                      # the sound was muxed in at shutdown
+    assert kinds == ["video", "audio"] and sound.size > MODEL_RATE
+    assert sorted(os.listdir(tmp_path)) == ["annotated.mp4", "iso.wav"]   # no temporary left
