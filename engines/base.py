@@ -43,6 +43,9 @@ class EngineSpec:
     max_pixels: most selected pixels per stream; batch: most streams per call.
     frames: video frames Tf per vision call (the opt shape for TensorRT profiles).
     fp16: use half precision where the backend supports it (GPU only).
+    image_size: the short side of the frame net's input, in pixels (the training scale).
+        Pictures keep their aspect ratio: the long side is scaled alike, rounded to a
+        multiple of 16 and capped at max_image_side (see `vision_shape`).
     mirror: the U-Net sees the context plus its time reversal (see graphs.SeparateGraph):
         better masks for the newest frames at no latency, twice the U-Net work.
     """
@@ -56,6 +59,7 @@ class EngineSpec:
     fp16: bool = True
     image_size: int = FRAME_SIZE
     mirror: bool = True
+    max_image_side: int = 2 * FRAME_SIZE
 
     def __post_init__(self) -> None:
         if self.hop_frames < 1 or self.lookahead < 0:
@@ -65,6 +69,10 @@ class EngineSpec:
         for name in ("max_pixels", "batch", "frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.image_size % 16 or self.max_image_side % 16 or \
+                not 16 <= self.image_size <= self.max_image_side:
+            raise ValueError("image_size and max_image_side must be multiples of 16 with "
+                             "16 <= image_size <= max_image_side")
 
     @property
     def context_samples(self) -> int:
@@ -73,8 +81,24 @@ class EngineSpec:
 
     @property
     def grid(self) -> int:
-        """Cells per side of the feature map (14 for 224x224 frames)."""
+        """Cells per side of the feature map of a square picture (14 for 224x224)."""
         return self.image_size // 16
+
+    def vision_shape(self, width: int, height: int) -> tuple[int, int]:
+        """(height, width) in pixels of the frame-net input for a `width` x `height` picture.
+
+        The short side becomes `image_size` and the long side keeps the aspect ratio,
+        rounded to a multiple of 16 and capped at `max_image_side` (wider pictures are
+        squeezed to that). Squashing every picture to a square instead shrank instruments
+        sideways, which the frame net never saw in training: on test duets (2:1) that cost
+        2.0 dB of click SDR offline.
+        """
+        if width < 1 or height < 1:
+            raise ValueError(f"picture size must be positive, got {width}x{height}")
+        short, cap = self.image_size, self.max_image_side
+        long_side = max(width, height) * short / min(width, height)
+        long_side = min(cap, max(short, int(round(long_side / 16.0)) * 16))
+        return (short, long_side) if width >= height else (long_side, short)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -99,8 +123,10 @@ def to_numpy(x, dtype=None) -> np.ndarray:
 class Engine(abc.ABC):
     """A loaded backend. Subclasses implement `_vision` / `_separate` on NumPy or torch.
 
-    Not thread-safe (CUDA-graph and IOBinding buffers are reused): one engine per thread,
-    or serialise calls. Independent streams go together in one call along the batch axis.
+    `vision` and `separate` may run at the same time on two threads (the live app runs
+    vision on its own thread); two concurrent calls of the same graph may not (CUDA-graph
+    and IOBinding buffers are reused). Independent streams go together in one call along
+    the batch axis.
     """
 
     name: str = "engine"

@@ -16,7 +16,8 @@ from .base import Engine, EngineSpec, EngineUnavailable, Missing, is_torch
 
 log = logging.getLogger("engines.tensorrt")
 METADATA = "tensorrt.json"
-SHAPE_FIELDS = ("context_frames", "hop_frames", "lookahead", "image_size", "mirror")
+SHAPE_FIELDS = ("context_frames", "hop_frames", "lookahead", "image_size", "mirror",
+                "max_image_side")
 
 
 def read_metadata(artifact_dir) -> dict:

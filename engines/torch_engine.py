@@ -3,12 +3,16 @@
 On CUDA the frame net and U-Net run in float16 (the DSP front end, masks and inverse DFT
 stay float32: squared STFT magnitudes overflow float16), and `separate` is captured once
 per input shape into a CUDA graph fed from static input buffers. If a capture fails the
-engine logs one warning and stays eager.
+engine logs one warning and stays eager. On CUDA, vision and separate calls from different
+threads take turns (a lock): a kernel launched by another thread during a graph capture
+would invalidate it, and each call is a millisecond or two.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import threading
 
 from .base import Engine, EngineSpec, Missing, is_torch
 from .graphs import SeparateGraph, VisionGraph
@@ -43,6 +47,7 @@ class TorchEngine(Engine):
         self._dev = dev
         self._use_graphs = bool(cuda_graphs and dev.type == "cuda")
         self._captured: dict[tuple, tuple] = {}
+        self._turns = threading.Lock() if dev.type == "cuda" else contextlib.nullcontext()
 
     # ---- conversion --------------------------------------------------------------
     def _in(self, x, dtype):
@@ -60,20 +65,21 @@ class TorchEngine(Engine):
     # ---- graphs ------------------------------------------------------------------
     def _vision(self, frames):
         torch = self._torch
-        with torch.inference_mode():
+        with self._turns, torch.inference_mode():
             out = self.vision_graph(self._in(frames, torch.uint8))
-        return self._out(out, frames)
+            return self._out(out, frames)
 
     def _separate(self, audio, pixel_feats, cell_feats):
         torch = self._torch
-        args = (self._in(audio, torch.float32), self._in(pixel_feats, torch.float32),
-                self._in(cell_feats, torch.float32))
-        if self._use_graphs:
-            outs = self._replay(args, clone=is_torch(audio))
-        else:
-            with torch.inference_mode():
-                outs = self.separate_graph(*args)
-        return tuple(self._out(o, audio) for o in outs)
+        with self._turns:
+            args = (self._in(audio, torch.float32), self._in(pixel_feats, torch.float32),
+                    self._in(cell_feats, torch.float32))
+            if self._use_graphs:
+                outs = self._replay(args, clone=is_torch(audio))
+            else:
+                with torch.inference_mode():
+                    outs = self.separate_graph(*args)
+            return tuple(self._out(o, audio) for o in outs)
 
     def _replay(self, args, clone: bool):
         key = tuple(tuple(a.shape) for a in args)

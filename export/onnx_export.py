@@ -1,12 +1,15 @@
 """Export the two fused graphs to ONNX, check them, and prove parity with PyTorch.
 
 Files written by `export_onnx(model, spec, out_dir)`:
-  vision.onnx     frames uint8 (batch, frames, 224, 224, 3) -> pixel_feats (batch, K, 14, 14)
-  separate.onnx   audio (batch, S), pixel_feats (batch, pixels, K), cell_feats (batch, K, 14, 14)
-                  -> frames_out (batch, pixels, H, 1022), heat (batch, 196)
+  vision.onnx     frames uint8 (batch, frames, height, width, 3) -> pixel_feats
+                  (batch, K, height/16, width/16); e.g. 224 x 304 (a 4:3 picture) -> 14 x 19
+  separate.onnx   audio (batch, S), pixel_feats (batch, pixels, K), cell_feats
+                  (batch, K, rows, cols) -> frames_out (batch, pixels, H, 1022),
+                  heat (batch, rows*cols)
   model.safetensors  the checkpoint (so engines can fall back to PyTorch)
   export.json     manifest: spec, model config, opset, exporter, parity errors, versions
-Single files (no external data), opset 17-19, dynamic batch / pixel (/ frames) axes.
+Single files (no external data), opset 17-19, dynamic batch / pixel / frames axes and
+picture size (pictures keep their aspect ratio: `EngineSpec.vision_shape`).
 """
 from __future__ import annotations
 
@@ -29,12 +32,16 @@ GRAPH_FILES = {"vision": "vision.onnx", "separate": "separate.onnx"}
 TOLERANCES = {"pixel_feats": (1e-4, 1e-4), "frames_out": (1e-5, 1e-3), "heat": (1e-6, 1e-3)}
 IO = {
     "vision": (("frames",), ("pixel_feats",),
-               {"frames": {0: "batch", 1: "frames"}, "pixel_feats": {0: "batch"}}),
+               {"frames": {0: "batch", 1: "frames", 2: "height", 3: "width"},
+                "pixel_feats": {0: "batch", 2: "rows", 3: "cols"}}),
     "separate": (("audio", "pixel_feats", "cell_feats"), ("frames_out", "heat"),
                  {"audio": {0: "batch"}, "pixel_feats": {0: "batch", 1: "pixels"},
-                  "cell_feats": {0: "batch"}, "frames_out": {0: "batch", 1: "pixels"},
-                  "heat": {0: "batch"}}),
+                  "cell_feats": {0: "batch", 2: "rows", 3: "cols"},
+                  "frames_out": {0: "batch", 1: "pixels"}, "heat": {0: "batch", 1: "cells"}}),
 }
+# Export and parity shapes: a 4:3 landscape picture (distinct height and width, so no
+# exporter can tie the two axes together), plus a square and a portrait one in parity.
+EXAMPLE_PICTURE = (640, 480)
 
 
 class ExportError(RuntimeError):
@@ -57,19 +64,21 @@ def build_graphs(model, spec):
                           spec.mirror).eval())
 
 
-def example_inputs(name: str, k: int, spec, batch: int = 2, pixels: int = 3, seed: int = 0):
-    """Torch example inputs for graph `name` (values in realistic ranges)."""
+def example_inputs(name: str, k: int, spec, batch: int = 2, pixels: int = 3, seed: int = 0,
+                   picture: tuple[int, int] = EXAMPLE_PICTURE):
+    """Torch example inputs for graph `name` (values in realistic ranges); `picture`
+    (width, height) of the camera picture sets the frame / feature-grid shape."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    g = spec.grid
+    h, w = spec.vision_shape(*picture)
     if name == "vision":
-        frames = torch.randint(0, 256, (batch, spec.frames, spec.image_size, spec.image_size, 3),
-                               generator=gen, dtype=torch.uint8)
+        frames = torch.randint(0, 256, (batch, spec.frames, h, w, 3), generator=gen,
+                               dtype=torch.uint8)
         return (frames,)
     audio = 0.1 * torch.randn(batch, spec.context_samples, generator=gen)
     return (audio, torch.rand(batch, pixels, k, generator=gen),
-            torch.rand(batch, k, g, g, generator=gen))
+            torch.rand(batch, k, h // 16, w // 16, generator=gen))
 
 
 @contextlib.contextmanager
@@ -203,11 +212,14 @@ def parity(proto, module, input_sets) -> dict:
 
 
 def parity_inputs(name: str, k: int, spec) -> list:
-    """Shapes the parity run covers: batch 1 and >1, one pixel and the most pixels."""
+    """Shapes the parity run covers: batch 1 and >1, one pixel and the most pixels, square,
+    landscape and portrait pictures."""
+    pictures = ((224, 224), EXAMPLE_PICTURE, (720, 1280))
     if name == "vision":
-        return [example_inputs(name, k, spec, batch=b, seed=b) for b in (1, 2)]
-    return [example_inputs(name, k, spec, batch=b, pixels=p, seed=10 * b + p)
-            for b, p in ((1, 1), (2, spec.max_pixels))]
+        return [example_inputs(name, k, spec, batch=b, seed=b, picture=pic)
+                for b, pic in zip((1, 2, 1), pictures)]
+    return [example_inputs(name, k, spec, batch=b, pixels=p, seed=10 * b + p, picture=pic)
+            for (b, p), pic in zip(((1, 1), (2, spec.max_pixels), (1, 2)), pictures)]
 
 
 def export_protos(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "auto",
@@ -270,7 +282,7 @@ def read_manifest(out_dir) -> dict:
 
 # Bump when the exported computation changes without a weight change (e.g. DSP edits), so
 # cached graphs from older code are not reused. 2: magnitudes clamped before the log; 3: mirror.
-GRAPH_REVISION = 3
+GRAPH_REVISION = 4  # 4: dynamic picture size
 
 
 def model_fingerprint(model, spec, opset: int) -> str:

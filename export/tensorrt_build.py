@@ -29,17 +29,23 @@ class BuildError(RuntimeError):
 
 
 def profile_shapes(spec, k: int) -> dict:
-    """{graph: {input: (min, opt, max) shape}} for the dynamic axes (batch, pixels, frames)."""
-    s, g, n = spec, spec.grid, spec.image_size
+    """{graph: {input: (min, opt, max) shape}} for the dynamic axes (batch, pixels, frames,
+    picture size). Pictures range from square (image_size per side) to max_image_side on
+    either side; the optimum is a 4:3 landscape camera picture."""
+    from export.onnx_export import EXAMPLE_PICTURE
+
+    s, n, top = spec, spec.image_size, spec.max_image_side
+    oh, ow = spec.vision_shape(*EXAMPLE_PICTURE)
     max_frames = max(s.frames, 4)
     return {
-        "vision": {"frames": ((1, 1, n, n, 3), (s.batch, s.frames, n, n, 3),
-                              (s.batch, max_frames, n, n, 3))},
+        "vision": {"frames": ((1, 1, n, n, 3), (s.batch, s.frames, oh, ow, 3),
+                              (s.batch, max_frames, top, top, 3))},
         "separate": {
             "audio": ((1, s.context_samples), (s.batch, s.context_samples),
                       (s.batch, s.context_samples)),
             "pixel_feats": ((1, 1, k), (s.batch, s.max_pixels, k), (s.batch, s.max_pixels, k)),
-            "cell_feats": ((1, k, g, g), (s.batch, k, g, g), (s.batch, k, g, g)),
+            "cell_feats": ((1, k, n // 16, n // 16), (s.batch, k, oh // 16, ow // 16),
+                           (s.batch, k, top // 16, top // 16)),
         },
     }
 

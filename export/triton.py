@@ -18,15 +18,16 @@ PLATFORMS = {"onnx": "onnxruntime_onnx", "plan": "tensorrt_plan"}
 
 def graph_io(graph: str, spec, k: int) -> tuple[list, list]:
     """([(name, TYPE, dims without batch)], [...]) for inputs and outputs of `graph`."""
-    g = spec.grid
+    # -1: frames per call, picture height/width and the feature grid follow the camera
+    # (aspect kept, see EngineSpec.vision_shape); Triton batches equal shapes together.
     if graph == "vision":
-        return ([("frames", "TYPE_UINT8", [-1, spec.image_size, spec.image_size, 3])],
-                [("pixel_feats", "TYPE_FP32", [k, g, g])])
+        return ([("frames", "TYPE_UINT8", [-1, -1, -1, 3])],
+                [("pixel_feats", "TYPE_FP32", [k, -1, -1])])
     return ([("audio", "TYPE_FP32", [spec.context_samples]),
              ("pixel_feats", "TYPE_FP32", [-1, k]),
-             ("cell_feats", "TYPE_FP32", [k, g, g])],
+             ("cell_feats", "TYPE_FP32", [k, -1, -1])],
             [("frames_out", "TYPE_FP32", [-1, spec.hop_frames, 1022]),
-             ("heat", "TYPE_FP32", [g * g])])
+             ("heat", "TYPE_FP32", [-1])])
 
 
 def _tensors(kind: str, entries: list) -> str:

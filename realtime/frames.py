@@ -9,22 +9,25 @@
   video is being written, queues every frame (Queue(8), blocking) for the
   GUI/main thread;
 * vision: `update` runs the frame net on the newest frame only and max-pools
-  the features of the last `pool_frames` analysed frames (the frame net ends
-  in max over frames then a sigmoid, so the max of per-frame sigmoids is the
-  same pooling), 1/N the cost of ``StreamingSeparator.update_visual`` with
+  the features of `pool_frames` analysed frames spread over the last
+  `span_s` seconds (`realtime.visual_memory`; the frame net ends in max over
+  frames then a sigmoid, so the max of per-frame sigmoids is the same
+  pooling), 1/N the cost of ``StreamingSeparator.update_visual`` with
   ``visual_frames=N``; ``pool_frames=1`` calls ``update_visual`` itself.
 
-Frames are resized once to the model's square (224x224, INTER_AREA, as the
-separator would) and converted to RGB.
+Frames are resized once to the frame net's input (short side 224, aspect
+kept: `EngineSpec.vision_shape`, INTER_AREA, as the separator would) and
+converted to RGB.
 """
 
 from __future__ import annotations
 
-import collections
 import queue
 
 import cv2
 import numpy as np
+
+from .visual_memory import SpreadMemory
 
 __all__ = ["FrameFeed"]
 
@@ -34,13 +37,15 @@ class FrameFeed:
 
     Args:
         separator: the `StreamingSeparator` (push_frame, set_visual_features,
-            update_visual, engine.vision, spec.image_size).
+            update_visual, engine.vision, spec.vision_shape).
         camera: `CameraSource` or None.
         pool_frames: frames whose features are max-pooled (>= 1).
+        span_s: those frames are spread over the last span_s seconds.
         keep_frames: pull mode: queue every decoded frame for `next`.
     """
 
-    def __init__(self, separator, camera, pool_frames: int = 3, keep_frames: bool = False) -> None:
+    def __init__(self, separator, camera, pool_frames: int = 3, keep_frames: bool = False,
+                 span_s: float = 3.0) -> None:
         self.sep, self.camera = separator, camera
         self.pull = camera is not None and not getattr(camera, "pace", True)
         self.queue: queue.Queue | None = queue.Queue(maxsize=8) if (self.pull and keep_frames) else None
@@ -50,8 +55,8 @@ class FrameFeed:
         self._slot = None            # pull mode: newest (frame_bgr, t_s, index)
         self._pushed = -1
         self._next_t = 0.0
-        self._vision_frame = None    # newest model-size RGB frame not analysed yet
-        self._feats: collections.deque = collections.deque(maxlen=self.pool_frames)
+        self._vision_frame = None    # (t_s, newest model-size RGB frame) not analysed yet
+        self._feats = SpreadMemory(self.pool_frames, span_s)
 
     # ------------------------------------------------------------ GUI side
     def latest(self):
@@ -103,10 +108,11 @@ class FrameFeed:
 
     def _push(self, frame_bgr: np.ndarray, t: float, index: int) -> None:
         self._pushed = index
-        side = self.sep.spec.image_size
-        small = cv2.resize(frame_bgr, (side, side), interpolation=cv2.INTER_AREA)
-        self._vision_frame = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        self.sep.push_frame(self._vision_frame, t)
+        rows, cols = self.sep.spec.vision_shape(frame_bgr.shape[1], frame_bgr.shape[0])
+        small = cv2.resize(frame_bgr, (cols, rows), interpolation=cv2.INTER_AREA)
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        self._vision_frame = (t, rgb)
+        self.sep.push_frame(rgb, t)
         if self.size is None:
             self.size = (frame_bgr.shape[1], frame_bgr.shape[0])
 
@@ -114,10 +120,14 @@ class FrameFeed:
         """Vision on what arrived since the last call; True if features changed."""
         if self.pool_frames == 1:
             return bool(self.sep.update_visual())
-        frame, self._vision_frame = self._vision_frame, None
-        if frame is None:
+        item, self._vision_frame = self._vision_frame, None
+        if item is None:
             return False
-        feats = self.sep.engine.vision(frame[None, None])       # (1, K, g, g)
-        self._feats.append(np.asarray(feats, np.float32))
-        self.sep.set_visual_features(np.max(np.stack(self._feats), axis=0))
+        t, frame = item
+        feats = np.asarray(self.sep.engine.vision(frame[None, None]), np.float32)  # (1, K, h, w)
+        pooled = self._feats.pick()
+        if pooled and pooled[-1].shape != feats.shape:
+            self._feats.clear()  # the picture changed size: pool only the new grid
+        self._feats.push(t, feats)
+        self.sep.set_visual_features(np.max(np.stack(self._feats.pick()), axis=0))
         return True

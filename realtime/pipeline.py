@@ -10,9 +10,11 @@ Threads and what connects them:
   feeds the `StreamingSeparator`, writes its output to the speaker ring and
   hands (isolated, mixture) blocks to the writer thread through a bounded
   queue (disk never blocks audio).  Every 1/visual_hz s of audio, right after
-  a chunk, it runs vision on the newest frame, unless it is more than one
-  chunk behind real time: then vision is skipped (video work goes first,
-  audio stays continuous) and `degraded` tells the HUD and the log.
+  a chunk, it runs vision on the newest frame if that fits before the next
+  chunk's audio is complete (live): else it waits for a later chunk, and
+  after a second of waiting (or when the worker is more than one chunk
+  behind) the update is skipped (video work goes first, audio stays
+  continuous) and `degraded` tells the HUD and the log.
 * writer thread (`BackgroundWriter`, queue of 256 jobs): WAV sinks.
 * GUI / main thread (`realtime.gui.MainLoop`): draws frames, reads keys and
   clicks, sends commands to the worker through a Queue(32) and reads the
@@ -38,6 +40,9 @@ from realtime.audio_io import MODEL_RATE
 from realtime.frames import FrameFeed
 from realtime.recorder import BackgroundWriter
 
+VISION_MARGIN_S = 0.010   # spare time vision must leave before the next chunk (live)
+MAX_VISION_WAIT_S = 1.0   # a vision update waiting longer for a slack moment is skipped
+
 __all__ = ["Pipeline", "ViewState", "percentile_ms"]
 
 READ_BLOCK = 256      # samples per microphone read (one STFT hop, 23.2 ms)
@@ -47,7 +52,7 @@ READ_BLOCK = 256      # samples per microphone read (one STFT hop, 23.2 ms)
 class ViewState:
     """What the picture shows; the worker replaces it, never mutates it.
 
-    heatmap: (14, 14) float32 in 0..1 or None.  selected: normalised (x, y) of
+    heatmap: (rows, cols) float32 in 0..1 or None (14 x 19 for a 4:3 picture).  selected: normalised (x, y) of
     the isolated point or None.  bypass: the mixture is played.  auto: the
     loudest cell is followed.  degraded: vision updates are being skipped.
     """
@@ -92,7 +97,7 @@ class Pipeline:
     """
 
     def __init__(self, separator, mic, speaker=None, camera=None, sinks=(),
-                 realtime: bool = True, visual_hz: float = 8.0,
+                 realtime: bool = True, visual_hz: float = 2.0,
                  duration_s: float | None = None, initial_select=None,
                  jitter_ms: float = 30.0, keep_frames: bool = False,
                  pool_frames: int = 3) -> None:
@@ -123,6 +128,7 @@ class Pipeline:
         self.compute_ms: collections.deque = collections.deque(maxlen=4000)
         self.visual_ms: collections.deque = collections.deque(maxlen=1000)
         self.visual_updates = self.visual_skipped = 0
+        self.visual_deferred = 0              # chunks at which due vision waited for slack
         self._busy = collections.deque(maxlen=4000)   # (audio_s, busy_s) per block
         self._min_lag = None
         self._visual_due = 0.0
@@ -163,6 +169,7 @@ class Pipeline:
             "writer_dropped": self.writer.dropped,
             "video_dropped": cam.dropped if cam else 0,
             "visual_updates": self.visual_updates, "visual_skipped": self.visual_skipped,
+            "visual_deferred": self.visual_deferred,
             "degraded": time.monotonic() < self._degraded_until,
             "camera_lost": bool(cam and cam.lost), "nonfinite": self.nonfinite,
         }
@@ -296,14 +303,35 @@ class Pipeline:
         self._min_lag = lag if self._min_lag is None else min(self._min_lag, lag)
         return lag - self._min_lag > self.chunk_samples / MODEL_RATE
 
+    def _slack_s(self) -> float:
+        """Live: seconds until the next chunk's audio is complete (inf offline)."""
+        if not self.realtime or self._min_lag is None or self.t_start is None:
+            return float("inf")
+        next_end = (self.consumed // self.chunk_samples + 1) * self.chunk_samples
+        return self.t_start + self._min_lag + next_end / MODEL_RATE - time.monotonic()
+
     def _maybe_update_visual(self, t_audio: float) -> float:
-        """Run vision when due; returns the seconds it took (0 if skipped)."""
+        """Run vision when due; returns the seconds it took (0 if skipped or deferred).
+
+        Live, vision that would not finish before the next chunk's audio is complete
+        (median vision time + VISION_MARGIN_S) waits for a later chunk, at most
+        MAX_VISION_WAIT_S; then it runs anyway (the HUD shows 'degraded') unless the
+        worker is more than a chunk behind, which skips it. Run blindly, a 2:1 picture's
+        ~40 ms of vision after a slow chunk made the speaker run dry."""
         if t_audio < self._visual_due:
             return 0.0
+        behind = self._behind()  # also keeps the lag baseline current
+        expected = (percentile_ms(self.visual_ms, 50) / 1000.0) if self.visual_ms else 0.0
+        waited = t_audio - self._visual_due
+        if not behind and waited < MAX_VISION_WAIT_S and \
+                expected + VISION_MARGIN_S > self._slack_s():
+            self.visual_deferred += 1
+            return 0.0
         self._visual_due = max(self._visual_due + self.visual_period, t_audio)
-        if self._behind():
-            self.visual_skipped += 1
+        if behind or waited >= MAX_VISION_WAIT_S:
             self._degraded_until = time.monotonic() + 2.0
+        if behind:
+            self.visual_skipped += 1
             self._publish()
             return 0.0
         t0 = time.perf_counter()
@@ -352,8 +380,7 @@ class Pipeline:
 
     def _selected_point(self):
         if self._auto:
-            cell = self.sep.selected_cell
-            return None if cell is None else self.sep.cell_center(cell)
+            return self.sep.selected_point
         return self._selected
 
     def _publish(self) -> None:

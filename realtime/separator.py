@@ -2,7 +2,7 @@
 
     sep = StreamingSeparator(engine)                 # engine from engines.load(...)
     sep.push_frame(frame_rgb, t_s)                   # camera thread, any frame size
-    sep.update_visual()                              # vision thread, e.g. 8 times/s
+    sep.update_visual()                              # vision, e.g. 2 times/s
     sep.select(0.4, 0.6)                             # UI: normalised picture coordinates
     out = sep.feed(mic_block)                        # worker: float32 at 11025 Hz
 
@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -50,11 +48,14 @@ from engines.graphs import select_cells
 from pixelplayer.config import CLICK_POOL, HOP, N_FFT, SAMPLE_RATE
 from pixelplayer.model import neighbourhood_max
 
+from .stats import SeparatorStats
+from .visual_memory import SpreadMemory
 from .stream import TAIL, ContextWindow, OverlapAdd
 
 __all__ = ["SeparatorStats", "StreamingSeparator", "algorithmic_latency"]
 
 HEAT_SECONDS = 1.0  # time constant of the heatmap's running average
+VISUAL_SPAN_S = 3.0  # pooled frames reach back this far (the audio context is ~3 s)
 MIX = None  # the source id of the unprocessed mixture; cells are ints row*w + col
 
 
@@ -63,53 +64,14 @@ def algorithmic_latency(spec: EngineSpec) -> int:
     return N_FFT - HOP + HOP * spec.lookahead
 
 
-@dataclass
-class SeparatorStats:
-    """Counters and timings for a benchmark line.
-
-    chunk_ms: audio duration of one chunk (H*256 samples) in ms.
-    compute_ms / vision_ms: wall time of the last `history` separate / vision calls, ms.
-    chunks: chunks emitted. separated: chunks for which the separate graph ran.
-    skipped: chunks emitted without running it (no visual features yet: mixture passed).
-    late: separate calls that took longer than chunk_ms (slower than real time).
-    """
-
-    chunk_ms: float
-    history: int = 1000
-    compute_ms: deque = field(default_factory=deque)
-    vision_ms: deque = field(default_factory=deque)
-    chunks: int = 0
-    separated: int = 0
-    skipped: int = 0
-    late: int = 0
-
-    def __post_init__(self) -> None:
-        self.compute_ms = deque(self.compute_ms, maxlen=self.history)
-        self.vision_ms = deque(self.vision_ms, maxlen=self.history)
-
-    def record(self, ms: float) -> None:
-        self.compute_ms.append(ms)
-        self.separated += 1
-        self.late += ms > self.chunk_ms
-
-    def summary(self) -> dict:
-        """median / p95 compute per chunk (ms) and real-time factors (compute / chunk
-        duration; < 1 keeps up with real time). NaN while nothing was measured."""
-        ms = np.asarray(self.compute_ms, dtype=np.float64)
-        med, p95 = (np.median(ms), np.percentile(ms, 95)) if len(ms) else (np.nan, np.nan)
-        vis = np.median(self.vision_ms) if self.vision_ms else np.nan
-        return {"chunks": self.chunks, "separated": self.separated, "skipped": self.skipped,
-                "late": self.late, "chunk_ms": self.chunk_ms, "median_ms": float(med),
-                "p95_ms": float(p95), "rtf_median": float(med / self.chunk_ms),
-                "rtf_p95": float(p95 / self.chunk_ms), "vision_median_ms": float(vis)}
-
-
 class StreamingSeparator:
     """Streaming front of an `engines.Engine`: mixture samples in, a pixel's sound out.
 
     engine: a loaded engine (its spec fixes C, H, L). spec: None (use engine.spec) or the
     same spec, checked. crossfade_ms: length of the fade when the source changes.
-    visual_frames: video frames per vision call (the frame net max-pools over them).
+    visual_frames: video frames per vision call (the frame net max-pools over them), spread
+    over the last visual_span_s seconds as training spreads its frames over the clip
+    (see `realtime.visual_memory`).
 
     Threads: `push_frame` (camera), `update_visual` (vision), `select*` (UI) and `feed`
     (audio worker) may run on different threads; they only swap whole attributes.
@@ -120,7 +82,8 @@ class StreamingSeparator:
     sample_rate = SAMPLE_RATE
 
     def __init__(self, engine, spec: EngineSpec | None = None, crossfade_ms: float = 50.0,
-                 visual_frames: int = 3, history: int = 1000, click_pool: int = CLICK_POOL):
+                 visual_frames: int = 3, history: int = 1000, click_pool: int = CLICK_POOL,
+                 visual_span_s: float = VISUAL_SPAN_S):
         spec = spec or engine.spec
         for name in ("context_frames", "hop_frames", "lookahead", "image_size", "mirror"):
             if getattr(spec, name) != getattr(engine.spec, name):
@@ -136,16 +99,18 @@ class StreamingSeparator:
         self.crossfade_samples = int(round(crossfade_ms * SAMPLE_RATE / 1000.0))
         self.visual_frames = int(visual_frames)
         self.click_pool = int(click_pool)  # a selection reads the max over this many cells
-        self._click_feats: np.ndarray | None = None  # (1, K, g, g) neighbourhood maxima
-        self.grid = spec.grid
+        self._grid = (spec.grid, spec.grid)  # (rows, cols) of the current features
+        self._point: tuple[float, float] | None = None  # selection, normalised (x, y)
         self.stats = SeparatorStats(chunk_ms=self._ms(self.chunk_samples), history=history)
         self.bypass = False  # 'm' key: hear the mixture (same latency), keep the selection
-        self._selected: int | None = None
-        self._frames: deque = deque(maxlen=self.visual_frames)
+        self._frames = SpreadMemory(self.visual_frames, visual_span_s)
+        self._frame_shape: tuple | None = None
         self._frame_lock = threading.Lock()
         self._new_frame = False
         self.frame_time_s: float | None = None  # t_s of the newest pushed frame
-        self._cell_feats: np.ndarray | None = None  # (1, K, g, g) float32
+        # (cell features, click features), both (1, K, h, w) float32, swapped as one pair:
+        # click features are the neighbourhood maxima that a selected cell reads.
+        self._visual: tuple[np.ndarray, np.ndarray] | None = None
         self._heat_raw: np.ndarray | None = None
         # One chunk (~93 ms) of energy is a noisy localizer: the heatmap is an exponential
         # average with a HEAT_SECONDS time constant. On 6 test duets its peak lay on a player
@@ -179,33 +144,37 @@ class StreamingSeparator:
     def push_frame(self, frame_rgb: np.ndarray, t_s: float | None = None) -> None:
         """A camera frame: uint8 RGB `(H, W, 3)` of any size, t_s its time in seconds.
 
-        Resized (squashed, cv2.INTER_AREA) to the model's 224x224 square, so normalised
-        picture coordinates in `select` map straight onto feature cells.
+        Resized (cv2.INTER_AREA) to `spec.vision_shape(W, H)`: short side 224, aspect kept,
+        so normalised picture coordinates in `select` map onto feature cells unchanged.
         """
         if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
             raise ValueError(f"frame must be (H, W, 3) RGB, got {frame_rgb.shape}")
-        size = self.spec.image_size
-        if frame_rgb.shape[:2] != (size, size):
-            frame_rgb = cv2.resize(frame_rgb, (size, size), interpolation=cv2.INTER_AREA)
+        shape = self.spec.vision_shape(frame_rgb.shape[1], frame_rgb.shape[0])
+        if frame_rgb.shape[:2] != shape:
+            frame_rgb = cv2.resize(frame_rgb, shape[::-1], interpolation=cv2.INTER_AREA)
         frame = np.ascontiguousarray(frame_rgb, dtype=np.uint8)
+        if t_s is None:
+            t_s = time.monotonic()
         with self._frame_lock:
-            self._frames.append(frame)
+            if frame.shape != self._frame_shape:
+                self._frames.clear()  # the picture changed size: do not pool across it
+                self._frame_shape = frame.shape
+            self._frames.push(t_s, frame)
             self._new_frame = True
             self.frame_time_s = t_s
 
     def update_visual(self) -> bool:
         """Run the vision graph on the newest frames if a new frame arrived since the last
-        call; caches the cell features `(1, K, 14, 14)`. Returns whether it ran.
+        call; caches the cell features `(1, K, h, w)`. Returns whether it ran.
 
-        Tf = visual_frames once that many frames were pushed, else 1 (the newest).
+        Tf <= visual_frames frames: the newest and older ones spread over visual_span_s.
         """
         with self._frame_lock:
             if not self._new_frame:
                 return False
-            frames = list(self._frames)
+            frames = self._frames.pick()
             self._new_frame = False
-        tf = self.visual_frames if len(frames) >= self.visual_frames else 1
-        batch = np.stack(frames[-tf:])[None]  # (1, Tf, 224, 224, 3) uint8
+        batch = np.stack(frames)[None]  # (1, Tf, h*16, w*16, 3) uint8
         t0 = time.perf_counter()
         feats = self.engine.vision(batch)
         self.stats.vision_ms.append(1000.0 * (time.perf_counter() - t0))
@@ -213,42 +182,68 @@ class StreamingSeparator:
         return True
 
     def set_visual_features(self, feats) -> None:
-        """Use these cell features, `(K, g, g)` or `(1, K, g, g)` float32 in (0, 1)."""
+        """Use these cell features, `(K, h, w)` or `(1, K, h, w)` float32 in (0, 1)."""
         arr = to_numpy(feats, np.float32)
         arr = arr.reshape(1, *arr.shape[-3:])
-        if arr.shape[1:] != (self.engine.k, self.grid, self.grid):
-            raise ValueError(f"features must be (1, {self.engine.k}, {self.grid}, {self.grid}),"
-                             f" got {arr.shape}")
-        # Click features first, then cell features: a reader that sees the new cell features
-        # sees matching click features (each is one reference swap).
-        self._click_feats = neighbourhood_max(torch.from_numpy(arr), self.click_pool).numpy()
-        self._cell_feats = np.ascontiguousarray(arr)
+        if arr.shape[1] != self.engine.k:
+            raise ValueError(f"features must be (1, {self.engine.k}, h, w), got {arr.shape}")
+        if arr.shape[2:] != self._grid:
+            self._grid = (int(arr.shape[2]), int(arr.shape[3]))
+            self._heat_raw = None  # the running average is per cell of the old grid
+        click = neighbourhood_max(torch.from_numpy(arr), self.click_pool).numpy()
+        self._visual = (np.ascontiguousarray(arr), click)  # one swap: readers see a pair
+
+    @property
+    def cell_features(self) -> np.ndarray | None:
+        """The current cell features `(1, K, h, w)` (None before the first frame)."""
+        visual = self._visual
+        return None if visual is None else visual[0]
+
+    @property
+    def click_features(self) -> np.ndarray | None:
+        """What a selected cell reads: `cell_features` max-pooled over click_pool cells."""
+        visual = self._visual
+        return None if visual is None else visual[1]
 
     @property
     def has_visual(self) -> bool:
-        return self._cell_feats is not None
+        return self._visual is not None
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the current feature map; (14, 14) before the first frame."""
+        return self._grid
 
     # ---- selection --------------------------------------------------------------------
+    # The selection is kept as a point of the picture, so it survives a change of the
+    # feature grid (another camera size); cells are derived from it on each chunk.
+    @staticmethod
+    def _cell_at(point, grid: tuple[int, int]) -> int | None:
+        if point is None:
+            return None
+        rows, cols = grid
+        col = min(max(int(point[0] * cols), 0), cols - 1)
+        row = min(max(int(point[1] * rows), 0), rows - 1)
+        return row * cols + col
+
     def select(self, x: float | None, y: float | None = None) -> int | None:
         """Follow the cell under normalised picture coordinates x (left->right) and y
         (top->bottom) in [0, 1] (clamped); x None: the mixture. Returns the cell index
-        row*grid + col (or None). The change is crossfaded from the next chunk on."""
+        row*cols + col of the current grid (or None). Crossfaded from the next chunk on."""
         if x is None:
-            self._selected = None
+            self._point = None
             return None
         if y is None:
             raise ValueError("select needs both x and y (or None for the mixture)")
-        g = self.grid
-        col = min(max(int(float(x) * g), 0), g - 1)
-        row = min(max(int(float(y) * g), 0), g - 1)
-        self._selected = row * g + col
-        return self._selected
+        self._point = (min(max(float(x), 0.0), 1.0), min(max(float(y), 0.0), 1.0))
+        return self.selected_cell
 
     def select_cell(self, cell: int | None) -> None:
-        """Follow a flat cell index row*grid + col (None: the mixture)."""
-        if cell is not None and not 0 <= int(cell) < self.grid * self.grid:
-            raise ValueError(f"cell must be in [0, {self.grid * self.grid}), got {cell}")
-        self._selected = None if cell is None else int(cell)
+        """Follow a flat cell index row*cols + col of the current grid (None: mixture)."""
+        rows, cols = self._grid
+        if cell is not None and not 0 <= int(cell) < rows * cols:
+            raise ValueError(f"cell must be in [0, {rows * cols}), got {cell}")
+        self._point = None if cell is None else self.cell_center(int(cell))
 
     def select_auto(self) -> int | None:
         """Follow the cell with the most separated energy in the latest heatmap. Returns it,
@@ -256,18 +251,24 @@ class StreamingSeparator:
         heat = self._heat_raw
         if heat is None:
             return None
-        self._selected = int(np.argmax(heat))
-        return self._selected
+        self.select_cell(int(np.argmax(heat)))
+        return self.selected_cell
 
     @property
     def selected_cell(self) -> int | None:
-        """The requested cell (None: mixture); what is heard fades to it."""
-        return self._selected
+        """The requested cell of the current grid (None: mixture); what is heard fades to it."""
+        return self._cell_at(self._point, self._grid)
+
+    @property
+    def selected_point(self) -> tuple[float, float] | None:
+        """The requested point, normalised (x, y), or None (mixture)."""
+        return self._point
 
     def cell_center(self, cell: int) -> tuple[float, float]:
-        """Normalised (x, y) of a cell's centre, for drawing the selection."""
-        row, col = divmod(int(cell), self.grid)
-        return (col + 0.5) / self.grid, (row + 0.5) / self.grid
+        """Normalised (x, y) of a cell's centre in the current grid, for drawing."""
+        rows, cols = self._grid
+        row, col = divmod(int(cell), cols)
+        return (col + 0.5) / cols, (row + 0.5) / rows
 
     @property
     def source(self):
@@ -277,7 +278,7 @@ class StreamingSeparator:
     # ---- heatmap ----------------------------------------------------------------------
     @property
     def heatmap_raw(self) -> np.ndarray | None:
-        """Separated energy per cell `(grid, grid)` float32, exponentially averaged over
+        """Separated energy per cell `(rows, cols)` float32, exponentially averaged over
         about HEAT_SECONDS (sum of (mask * warped |S_mix|)^2 per chunk, magnitude^2 units);
         None before the first chunk."""
         return self._heat_raw
@@ -335,24 +336,25 @@ class StreamingSeparator:
         return out
 
     def _desired(self, feats):
-        if self.bypass or self._selected is None or feats is None:
+        if self.bypass or self._point is None or feats is None:
             return MIX
-        return self._selected
+        return self._cell_at(self._point, feats.shape[2:])
 
     def _process_chunk(self) -> np.ndarray:
         window = self._window.view()
-        feats = self._cell_feats  # read once: the vision thread may swap it meanwhile
+        visual = self._visual  # read once: the vision thread may swap it meanwhile
+        feats = None if visual is None else visual[0]
         self._update_source(self._desired(feats))
         pixels = [s for s in (self._active, self._fade and self._fade[0]) if s is not MIX]
         outputs = {}
         if feats is not None:
             # Runs even for the mixture so the heatmap stays live.
-            frames, heat = self._separate(window, feats, pixels or [self._selected or 0])
+            frames, heat = self._separate(window, visual, pixels or [0])
             for cell, cell_frames in zip(pixels, frames):
                 outputs[cell] = self._slots[cell].feed(cell_frames)
-            heat = heat.reshape(self.grid, self.grid)
+            heat = heat.reshape(feats.shape[2:])
             prev = self._heat_raw
-            self._heat_raw = heat if prev is None else (
+            self._heat_raw = heat if prev is None or prev.shape != heat.shape else (
                 self._heat_keep * prev + (1.0 - self._heat_keep) * heat)
         else:
             self.stats.skipped += 1
@@ -381,10 +383,10 @@ class StreamingSeparator:
         warm = TAIL if desired is not MIX else 0
         self._fade = (desired, self._out_pos + warm)
 
-    def _separate(self, window, feats, cells):
-        """Separate graph on `window` for `cells`: frames `(P, H, 1022)`, heat `(g*g,)`."""
+    def _separate(self, window, visual, cells):
+        """Separate graph on `window` for `cells`: frames `(P, H, 1022)`, heat `(h*w,)`."""
         limit = max(1, self.spec.max_pixels)
-        click = self._click_feats if self._click_feats is not None else feats
+        feats, click = visual
         frames, heat = [], None
         t0 = time.perf_counter()
         for i in range(0, len(cells), limit):  # engines built for fewer pixels: call twice

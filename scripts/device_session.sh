@@ -27,7 +27,8 @@ date -u +"train start %T"
 timeout $(( ${MINUTES%.*} * 60 + 120 )) $PY -m pixelplayer.train_cli --data "$DATA" --out /tmp/run \
   --preset light --epochs 1000 --steps-per-epoch ${STEPS:-150} --batch-size ${BATCH:-32} --vary-visuals \
   --val-mixtures ${VAL:-32} --workers ${WORKERS:-14} --max-minutes "$MINUTES" --seed ${SEED:-0} \
-  ${RESUME:+--resume} ${INIT:+--init $INIT} ${STREAM:+--stream-context $STREAM} 2>&1 \
+  ${RESUME:+--resume} ${INIT:+--init $INIT} ${STREAM:+--stream-context $STREAM} \
+  ${STREAM_WEIGHT:+--stream-weight $STREAM_WEIGHT} ${STREAM_EDGE:+--stream-edge $STREAM_EDGE} 2>&1 \
   | tr '\r' '\n' | grep -v 'it/s\]$' | grep -v 's/it\]$' > "$OUT/train.log"
 date -u +"train end %T"
 tail -n 3 "$OUT/train.log"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The recipe of the shipped default model (docs/MODEL.md). Environment overrides:
 #   DATA (solo cache root, default cache/data), OUT (run folder, default runs/default),
-#   PY (python, default .venv/bin/python), WORKERS (data loader processes), MINUTES (time budget).
+#   PY (python, default .venv/bin/python), WORKERS (data loader processes), MINUTES (time budget
+#   of stage 1), STREAM_MINUTES (stage 2).
+# Stage 1: mix-and-separate from scratch (OUT). Stage 2: fine-tune those weights with the
+# streaming loss (masks of the newest frames of mirrored 128-frame windows, as realtime-sep
+# separates) and pick the epoch best in both views (OUT-stream/best.safetensors).
 # The solo cache needs FluidSynth (scripts/setup); it is generated here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +15,10 @@ PY=${PY:-.venv/bin/python}
 if [ ! -f "$DATA/solos/manifest.json" ]; then
   "$PY" -m pixelplayer.data.cli solos --root "$DATA" --per-instrument 46 --val 4 --test 12 --seconds 8 --seed 0
 fi
-exec "$PY" -m pixelplayer.train_cli --data "$DATA" --out "$OUT" --preset light \
-  --epochs 1000 --steps-per-epoch 150 --batch-size 32 --vary-visuals \
-  --lr-frame 1e-3 --lr-sound 1e-3 --lr-synth 1e-3 --val-mixtures 32 \
-  --workers "${WORKERS:-8}" --max-minutes "${MINUTES:-360}" --seed 0
+COMMON=(--data "$DATA" --preset light --epochs 1000 --steps-per-epoch 150 --batch-size 32
+        --vary-visuals --lr-frame 1e-3 --lr-sound 1e-3 --lr-synth 1e-3 --val-mixtures 32
+        --workers "${WORKERS:-8}" --seed 0)
+"$PY" -m pixelplayer.train_cli "${COMMON[@]}" --out "$OUT" --max-minutes "${MINUTES:-360}"
+exec "$PY" -m pixelplayer.train_cli "${COMMON[@]}" --out "$OUT-stream" \
+  --init "$OUT/best.safetensors" --stream-context 128 --stream-edge 16 --stream-weight 1 \
+  --max-minutes "${STREAM_MINUTES:-120}"

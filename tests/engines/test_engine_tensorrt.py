@@ -63,6 +63,10 @@ def test_profiles_cover_spec():
     assert lo == (1, 1, 8) and hi == (2, 4, 8)
     assert shapes["separate"]["audio"][2] == (2, SPEC.context_samples)
     assert shapes["vision"]["frames"][0] == (1, 1, 224, 224, 3)
+    # Camera pictures keep their aspect: 4:3 is the optimum, 2:1 either way fits.
+    assert shapes["vision"]["frames"][1][2:4] == (224, 304)
+    assert shapes["vision"]["frames"][2][2:4] == (448, 448)
+    assert shapes["separate"]["cell_feats"][2][2:] == (28, 28)
 
 
 def _tensorrt_or_skip():

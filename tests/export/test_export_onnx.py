@@ -1,5 +1,6 @@
 """ONNX export: opsets, single file, dynamic axes, checker, parity refusal."""
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -75,8 +76,14 @@ def test_export_writes_single_files_and_manifest(model, tmp_path):
     assert set(manifest["parity_max_error"]) == {"pixel_feats", "frames_out", "heat"}
     vision = onnx.load(str(paths["vision"]))
     frames = {i.name: _dims(i) for i in vision.graph.input}["frames"]
-    assert frames == ["batch", "frames", 224, 224, 3]
+    assert frames == ["batch", "frames", "height", "width", 3]
     assert vision.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    # Any picture size: a 16:9 picture runs at 224 x 400 and gives a 14 x 25 grid.
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(paths["vision"]), providers=["CPUExecutionProvider"])
+    wide = np.zeros((1, 1, *SPEC.vision_shape(1280, 720), 3), np.uint8)
+    assert sess.run(None, {"frames": wide})[0].shape == (1, 8, 14, 25)
 
 
 def test_parity_failure_is_detected(model):

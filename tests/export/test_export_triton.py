@@ -44,17 +44,17 @@ def test_separate_config_content():
     assert re.search(r"dynamic_batching \{[^}]*max_queue_delay_microseconds: \d+", text)
     assert _blocks(text, "input") == [("audio", "TYPE_FP32", str(SPEC.context_samples)),
                                       ("pixel_feats", "TYPE_FP32", "-1, 16"),
-                                      ("cell_feats", "TYPE_FP32", "16, 14, 14")]
+                                      ("cell_feats", "TYPE_FP32", "16, -1, -1")]
     assert _blocks(text, "output") == [("frames_out", "TYPE_FP32", "-1, 8, 1022"),
-                                       ("heat", "TYPE_FP32", "196")]
+                                       ("heat", "TYPE_FP32", "-1")]
     assert 'value: "FP16"' in text and "KIND_GPU" in text
     assert text.count("{") == text.count("}")
 
 
 def test_vision_config_content():
     text = config_pbtxt("vision", SPEC, 16)
-    assert _blocks(text, "input") == [("frames", "TYPE_UINT8", "-1, 224, 224, 3")]
-    assert _blocks(text, "output") == [("pixel_feats", "TYPE_FP32", "16, 14, 14")]
+    assert _blocks(text, "input") == [("frames", "TYPE_UINT8", "-1, -1, -1, 3")]
+    assert _blocks(text, "output") == [("pixel_feats", "TYPE_FP32", "16, -1, -1")]
     assert "dynamic_batching" in text and 'value: "FP32"' in text
 
 

@@ -71,14 +71,13 @@ class BandEngine(Engine):
         super().__init__(spec, "cpu", 2)
         model = PixelPlayer(ModelConfig(k=2, frame_width=8, audio_ngf=8)).eval()
         self.graph = _BandGraph(model, spec).eval()
-        g = spec.grid
-        feats = np.zeros((2, g, g), np.float32)
-        feats[0, :, : g // 2] = 1.0
-        feats[1, :, g // 2:] = 1.0
-        self._feats = feats
 
     def _vision(self, frames):
-        return np.repeat(self._feats[None], frames.shape[0], axis=0)
+        rows, cols = frames.shape[2] // 16, frames.shape[3] // 16
+        feats = np.zeros((frames.shape[0], 2, rows, cols), np.float32)
+        feats[:, 0, :, : cols // 2] = 1.0
+        feats[:, 1, :, cols // 2:] = 1.0
+        return feats
 
     def _separate(self, audio, pixel_feats, cell_feats):
         with torch.inference_mode():

@@ -100,8 +100,9 @@ def test_offline_output_follows_the_selected_player(duet, player):
     aligned = out[lat:lat + mixture.size]
     own, other = correlation(aligned, sources[player]), correlation(aligned, sources[1 - player])
     assert own > 0.8 and other < 0.2, (own, other)
-    assert p.view.selected is not None and p.view.heatmap.shape == (14, 14)
-    assert p.visual_updates >= 6 * 8 - 2          # ~8 Hz over 6 s of audio
+    # the 2:1 duet picture keeps its aspect: 224 x 448 pixels, 14 x 28 cells
+    assert p.view.selected is not None and p.view.heatmap.shape == (14, 28)
+    assert p.visual_updates >= 6 * 2 - 2          # ~2 Hz over 6 s of audio
     assert p.snapshot()["dropped_samples"] == 0 and p.writer.dropped == 0
 
 
@@ -196,7 +197,9 @@ def test_slow_vision_is_dropped_first_and_audio_stays_continuous(duet):
     finally:
         p.stop()
     snap = p.snapshot()
-    assert p.visual_skipped >= 3 and p.visual_updates >= 3, snap
+    # Vision never fits between chunks: it waits for slack, then runs late or is skipped.
+    assert p.visual_deferred >= 5 and p.visual_updates >= 2, snap
+    assert p.visual_updates < 3.0 * 2.0, snap           # fewer than --visual-hz asks for
     assert snap["dropped_samples"] == 0                 # no audio lost
     assert sink.isolated.size >= 3 * MODEL_RATE - p.chunk_samples
     assert any("machine too slow" in line for line in lines), lines

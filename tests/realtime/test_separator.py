@@ -243,18 +243,46 @@ def test_push_frame_and_update_visual(model):
     sep = StreamingSeparator(engine, visual_frames=2)
     rng = np.random.default_rng(5)
     frames = rng.integers(0, 256, (3, 120, 160, 3), dtype=np.uint8)
-    small = [cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA) for f in frames]
+    # 160x120 (4:3) -> short side 224, long side 298.7 rounded to 16: 304 x 224
+    small = [cv2.resize(f, (304, 224), interpolation=cv2.INTER_AREA) for f in frames]
     assert not sep.update_visual() and not sep.has_visual
     sep.push_frame(frames[0], 0.0)
     assert sep.update_visual() and not sep.update_visual()  # only when a frame is new
-    np.testing.assert_allclose(sep._cell_feats, engine.vision(np.stack(small[:1])[None]),
+    np.testing.assert_allclose(sep.cell_features, engine.vision(np.stack(small[:1])[None]),
                                atol=1e-6)
     sep.push_frame(frames[1], 0.1)
-    sep.push_frame(frames[2], 0.2)
-    assert sep.update_visual() and sep.frame_time_s == 0.2
-    np.testing.assert_allclose(sep._cell_feats, engine.vision(np.stack(small[1:])[None]),
-                               atol=1e-6)
+    sep.push_frame(frames[2], 3.0)
+    assert sep.update_visual() and sep.frame_time_s == 3.0
+    # Two frames spread over the last 3 s (visual_span_s), as training spreads its frames.
+    pair = np.stack([small[0], small[2]])[None]
+    np.testing.assert_allclose(sep.cell_features, engine.vision(pair), atol=1e-6)
     assert len(sep.stats.vision_ms) == 2
+    assert sep.grid_shape == (14, 19)
+
+
+def test_wide_pictures_keep_their_aspect_and_the_selection_its_place(model):
+    """A 2:1 picture gives a 14 x 28 grid; the selected point survives a grid change."""
+    engine = engines.load("torch", model, EngineSpec(context_frames=32, hop_frames=8,
+                                                     fp16=False), device="cpu")
+    sep = StreamingSeparator(engine)
+    rng = np.random.default_rng(6)
+    sep.select(0.8, 0.25)
+    assert sep.selected_cell == 3 * 14 + 11  # square grid before any frame
+    sep.push_frame(rng.integers(0, 256, (224, 448, 3), dtype=np.uint8), 0.0)
+    sep.update_visual()
+    assert sep.grid_shape == (14, 28) and sep.cell_features.shape[2:] == (14, 28)
+    assert sep.selected_cell == 3 * 28 + 22
+    sep.feed(_noise(2048))
+    assert sep.heatmap.shape == (14, 28) and sep.source == 3 * 28 + 22
+    sep.select_cell(27)  # top-right cell of the wide grid
+    assert sep.selected_point == pytest.approx((27.5 / 28, 0.5 / 14))
+    sep.push_frame(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8), 0.1)
+    sep.update_visual()  # another camera: square again; heat restarts, point stays
+    assert sep.grid_shape == (14, 14) and sep.heatmap is None
+    assert sep.selected_cell == 13
+    assert EngineSpec().vision_shape(1280, 720) == (224, 400)
+    assert EngineSpec().vision_shape(480, 640) == (304, 224)
+    assert EngineSpec().vision_shape(4000, 100) == (224, 448)  # capped at max_image_side
 
 
 def test_latency_and_timing_properties(model):
@@ -288,7 +316,7 @@ def test_selection_reads_the_neighbourhood_maximum():
     sep = StreamingSeparator(_engine(_model()), click_pool=5)
     sep.set_visual_features(FEATS)
     pooled = neighbourhood_max(torch.from_numpy(FEATS), 5).numpy()
-    assert np.allclose(sep._click_feats, pooled)
-    row, col = divmod(CELL_A, sep.grid)
+    assert np.allclose(sep.click_features, pooled)
+    row, col = divmod(CELL_A, sep.grid_shape[1])
     window = FEATS[0, :, max(row - 2, 0):row + 3, max(col - 2, 0):col + 3]
     assert np.allclose(pooled[0, :, row, col], window.max(axis=(1, 2)))
