@@ -3,7 +3,7 @@
     python benchmarks/bench_live_heatmap.py --data cache/data [--scenes 6]
 
 Each test duet is streamed as `realtime-sep` does (default model, torch engine, C=128,
-H=4, vision twice per second on the picture with its aspect kept). Once per second from
+H=3, L=1, vision twice per second on the picture with its aspect kept). Once per second from
 3 s on (the context window is full), the peak of `StreamingSeparator.heatmap_raw` (1 s
 running average of separated energy per cell) is mapped to the picture and counted when
 it falls inside a player's box.
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from pixelplayer.data.scenes import scene_from_cache
     from pixelplayer.data.synthetic import SyntheticSolos
 
-    engine = engines.load("torch", pixelplayer.load(args.model), EngineSpec(hop_frames=4),
+    engine = engines.load("torch", pixelplayer.load(args.model), EngineSpec(hop_frames=3, lookahead=1),
                           device="cpu", threads=args.threads)
     solos = SyntheticSolos(args.data)
     hits = total = 0

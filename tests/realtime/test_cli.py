@@ -51,7 +51,7 @@ def test_parser_defaults_meet_the_latency_target():
     assert (args.camera, args.mic, args.speaker, args.engine, args.model) == \
         ("0", "default", "default", "auto", "default")
     # 4 hop frames + 766 samples of STFT overlap = 162 ms <= 170 ms.
-    assert args.hop_frames == 4 and args.lookahead == 0 and args.context == 128
+    assert args.hop_frames == 3 and args.lookahead == 1 and args.context == 128
 
 
 def _bad(argv, capsys):
