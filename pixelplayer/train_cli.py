@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import CheckpointError
 from .config import PRESETS, ModelConfig
 from .losses import StreamingLoss
 from .train import TrainConfig, train
@@ -57,24 +58,43 @@ def get_parser() -> argparse.ArgumentParser:
     live = p.add_argument_group(
         "streaming", "train for the live app too: an extra loss on the newest frames of "
         "random context windows, as realtime-sep separates them")
-    live.add_argument("--stream-context", type=int, default=0,
+    live.add_argument("--stream-context", type=int, default=0, metavar="FRAMES",
                       help="window length C in STFT frames (the app's default is 128; 0: off)")
-    live.add_argument("--stream-edge", type=int, default=16,
+    live.add_argument("--stream-edge", type=int, default=16, metavar="FRAMES",
                       help="newest frames of each window that are scored")
-    live.add_argument("--stream-weight", type=float, default=1.0,
+    live.add_argument("--stream-weight", type=float, default=1.0, metavar="W",
                       help="weight of that loss relative to the whole-clip loss")
-    live.add_argument("--stream-hop", type=int, default=4,
+    live.add_argument("--stream-hop", type=int, default=4, metavar="FRAMES",
                       help="frames per step when validating in the streaming view")
     live.add_argument("--no-mirror", action="store_true",
                       help="windows without their time reversal (engines built with mirror off)")
     return p
 
 
-def streaming_loss(args) -> StreamingLoss | None:
+def streaming_loss(args, config: ModelConfig) -> StreamingLoss | None:
+    """The streaming loss the flags ask for (None: off). ValueError on impossible shapes."""
     if not args.stream_context:
         return None
-    return StreamingLoss(context=args.stream_context, edge=args.stream_edge,
-                         weight=args.stream_weight, mirror=not args.no_mirror)
+    c, multiple = args.stream_context, 2 ** config.audio_depth
+    seen = c if args.no_mirror else 2 * c  # what the U-Net gets: the window (+ reversal)
+    if c < 1 or seen % multiple:
+        raise ValueError(f"--stream-context {c}: the U-Net needs {'C' if args.no_mirror else '2C'}"
+                         f" to be a multiple of {multiple}")
+    if not 0 < args.stream_edge <= c or args.stream_weight < 0 or args.stream_hop < 1:
+        raise ValueError("need 0 < --stream-edge <= --stream-context, --stream-weight >= 0 "
+                         "and --stream-hop >= 1")
+    return StreamingLoss(context=c, edge=args.stream_edge, weight=args.stream_weight,
+                         mirror=not args.no_mirror)
+
+
+def check_init(source: str, config: ModelConfig) -> None:
+    """--init must name readable weights of the configuration being trained."""
+    from . import checkpoint
+
+    other = checkpoint.load(source).config
+    if other != config:
+        raise ValueError(f"--init {source} has config {other.to_dict()}, the model being "
+                         f"trained {config.to_dict()} (pick the same --preset/--k/...)")
 
 
 def model_config(args) -> ModelConfig:
@@ -138,16 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        config = model_config(args)
         cfg = TrainConfig(
-            out_dir=args.out, model=model_config(args), epochs=args.epochs,
+            out_dir=args.out, model=config, epochs=args.epochs,
             steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
             num_mix=args.num_mix, mask=args.mask, lr_frame=args.lr_frame,
             lr_sound=args.lr_sound, lr_synth=args.lr_synth, workers=args.workers,
             device=args.device, amp=not args.no_amp, val_mixtures=args.val_mixtures,
             seed=args.seed, resume=args.resume, max_minutes=args.max_minutes,
-            streaming=streaming_loss(args), init=args.init)
+            streaming=streaming_loss(args, config), init=args.init)
+        if args.init:
+            check_init(args.init, config)
         train_set, val_set = build_datasets(args)
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, FileNotFoundError, OSError, CheckpointError) as exc:
         print(f"pixelplayer-train: error: {exc}", file=sys.stderr)
         return 2
     validate = (make_validator(val_set, args.val_mixtures, args.batch_size, cfg.streaming,

@@ -79,3 +79,15 @@ def test_eval_and_train_bad_input(tmp_path, capsys):
     assert train_cli.main(["--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3, err
+
+
+def test_train_streaming_and_init_bad_input(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "run"), "--data", str(tmp_path / "nothing")]
+    assert train_cli.main(out + ["--stream-context", "100"]) == 2      # 2C not a multiple of 128
+    assert train_cli.main(out + ["--stream-context", "64", "--stream-edge", "80"]) == 2
+    assert train_cli.main(out + ["--init", str(tmp_path / "missing.safetensors")]) == 2
+    assert train_cli.main(out + ["--init", "default", "--preset", "full"]) == 2  # other config
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("pixelplayer-train: error:") for line in err), err
+    assert "multiple of 128" in err[0] and "--stream-edge" in err[1]
+    assert "missing.safetensors" in err[2] and "config" in err[3]
