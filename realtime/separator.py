@@ -47,6 +47,7 @@ from engines.base import EngineSpec, to_numpy
 from engines.graphs import select_cells
 from pixelplayer.config import CLICK_POOL, HOP, N_FFT, SAMPLE_RATE
 from pixelplayer.model import neighbourhood_max
+from pixelplayer.separation import pixel_to_cell
 
 from .stats import SeparatorStats
 from .visual_memory import SpreadMemory
@@ -99,7 +100,6 @@ class StreamingSeparator:
         self.crossfade_samples = int(round(crossfade_ms * SAMPLE_RATE / 1000.0))
         self.visual_frames = int(visual_frames)
         self.click_pool = int(click_pool)  # a selection reads the max over this many cells
-        self._grid = (spec.grid, spec.grid)  # (rows, cols) of the current features
         self._point: tuple[float, float] | None = None  # selection, normalised (x, y)
         self.stats = SeparatorStats(chunk_ms=self._ms(self.chunk_samples), history=history)
         self.bypass = False  # 'm' key: hear the mixture (same latency), keep the selection
@@ -187,8 +187,7 @@ class StreamingSeparator:
         arr = arr.reshape(1, *arr.shape[-3:])
         if arr.shape[1] != self.engine.k:
             raise ValueError(f"features must be (1, {self.engine.k}, h, w), got {arr.shape}")
-        if arr.shape[2:] != self._grid:
-            self._grid = (int(arr.shape[2]), int(arr.shape[3]))
+        if arr.shape[2:] != self.grid_shape:
             self._heat_raw = None  # the running average is per cell of the old grid
         click = neighbourhood_max(torch.from_numpy(arr), self.click_pool).numpy()
         self._visual = (np.ascontiguousarray(arr), click)  # one swap: readers see a pair
@@ -211,20 +210,16 @@ class StreamingSeparator:
 
     @property
     def grid_shape(self) -> tuple[int, int]:
-        """(rows, cols) of the current feature map; (14, 14) before the first frame."""
-        return self._grid
+        """(rows, cols) of the current feature map; the square grid before the first frame."""
+        visual = self._visual
+        return (self.spec.grid, self.spec.grid) if visual is None else visual[0].shape[2:]
 
     # ---- selection --------------------------------------------------------------------
     # The selection is kept as a point of the picture, so it survives a change of the
     # feature grid (another camera size); cells are derived from it on each chunk.
     @staticmethod
     def _cell_at(point, grid: tuple[int, int]) -> int | None:
-        if point is None:
-            return None
-        rows, cols = grid
-        col = min(max(int(point[0] * cols), 0), cols - 1)
-        row = min(max(int(point[1] * rows), 0), rows - 1)
-        return row * cols + col
+        return None if point is None else pixel_to_cell(*point, 1.0, 1.0, grid[1], grid[0])
 
     def select(self, x: float | None, y: float | None = None) -> int | None:
         """Follow the cell under normalised picture coordinates x (left->right) and y
@@ -240,7 +235,7 @@ class StreamingSeparator:
 
     def select_cell(self, cell: int | None) -> None:
         """Follow a flat cell index row*cols + col of the current grid (None: mixture)."""
-        rows, cols = self._grid
+        rows, cols = self.grid_shape
         if cell is not None and not 0 <= int(cell) < rows * cols:
             raise ValueError(f"cell must be in [0, {rows * cols}), got {cell}")
         self._point = None if cell is None else self.cell_center(int(cell))
@@ -257,7 +252,7 @@ class StreamingSeparator:
     @property
     def selected_cell(self) -> int | None:
         """The requested cell of the current grid (None: mixture); what is heard fades to it."""
-        return self._cell_at(self._point, self._grid)
+        return self._cell_at(self._point, self.grid_shape)
 
     @property
     def selected_point(self) -> tuple[float, float] | None:
@@ -266,7 +261,7 @@ class StreamingSeparator:
 
     def cell_center(self, cell: int) -> tuple[float, float]:
         """Normalised (x, y) of a cell's centre in the current grid, for drawing."""
-        rows, cols = self._grid
+        rows, cols = self.grid_shape
         row, col = divmod(int(cell), cols)
         return (col + 0.5) / cols, (row + 0.5) / rows
 
