@@ -123,9 +123,9 @@ def to_numpy(x, dtype=None) -> np.ndarray:
 class Engine(abc.ABC):
     """A loaded backend. Subclasses implement `_vision` / `_separate` on NumPy or torch.
 
-    `vision` and `separate` may run at the same time on two threads (the live app runs
-    vision on its own thread); two concurrent calls of the same graph may not (CUDA-graph
-    and IOBinding buffers are reused). Independent streams go together in one call along
+    `vision` and `separate` may run at the same time on two threads (a caller may run
+    vision on its own thread; `realtime-sep` runs both on its worker); two concurrent calls
+    of the same graph may not (CUDA-graph and IOBinding buffers are reused). Independent streams go together in one call along
     the batch axis.
     """
 

@@ -27,6 +27,7 @@ import queue
 import cv2
 import numpy as np
 
+from .separator import VISUAL_SPAN_S
 from .visual_memory import SpreadMemory
 
 __all__ = ["FrameFeed"]
@@ -45,7 +46,7 @@ class FrameFeed:
     """
 
     def __init__(self, separator, camera, pool_frames: int = 3, keep_frames: bool = False,
-                 span_s: float = 3.0) -> None:
+                 span_s: float = VISUAL_SPAN_S) -> None:
         self.sep, self.camera = separator, camera
         self.pull = camera is not None and not getattr(camera, "pace", True)
         self.queue: queue.Queue | None = queue.Queue(maxsize=8) if (self.pull and keep_frames) else None
@@ -57,6 +58,7 @@ class FrameFeed:
         self._next_t = 0.0
         self._vision_frame = None    # (t_s, newest model-size RGB frame) not analysed yet
         self._feats = SpreadMemory(self.pool_frames, span_s)
+        self._feat_shape: tuple | None = None
 
     # ------------------------------------------------------------ GUI side
     def latest(self):
@@ -125,9 +127,9 @@ class FrameFeed:
             return False
         t, frame = item
         feats = np.asarray(self.sep.engine.vision(frame[None, None]), np.float32)  # (1, K, h, w)
-        pooled = self._feats.pick()
-        if pooled and pooled[-1].shape != feats.shape:
+        if feats.shape != self._feat_shape:
             self._feats.clear()  # the picture changed size: pool only the new grid
+            self._feat_shape = feats.shape
         self._feats.push(t, feats)
         self.sep.set_visual_features(np.max(np.stack(self._feats.pick()), axis=0))
         return True

@@ -11,10 +11,10 @@ Threads and what connects them:
   hands (isolated, mixture) blocks to the writer thread through a bounded
   queue (disk never blocks audio).  Every 1/visual_hz s of audio, right after
   a chunk, it runs vision on the newest frame if that fits before the next
-  chunk's audio is complete (live): else it waits for a later chunk, and
-  after a second of waiting (or when the worker is more than one chunk
-  behind) the update is skipped (video work goes first, audio stays
-  continuous) and `degraded` tells the HUD and the log.
+  chunk's audio is complete (live): else it waits for a later chunk, at most
+  a second, then runs anyway.  When the worker is more than one chunk behind
+  the update is skipped (video work goes first, audio stays continuous);
+  both cases set `degraded`, which the HUD and the log show.
 * writer thread (`BackgroundWriter`, queue of 256 jobs): WAV sinks.
 * GUI / main thread (`realtime.gui.MainLoop`): draws frames, reads keys and
   clicks, sends commands to the worker through a Queue(32) and reads the
@@ -41,7 +41,7 @@ from realtime.frames import FrameFeed
 from realtime.recorder import BackgroundWriter
 
 VISION_MARGIN_S = 0.010   # spare time vision must leave before the next chunk (live)
-MAX_VISION_WAIT_S = 1.0   # a vision update waiting longer for a slack moment is skipped
+MAX_VISION_WAIT_S = 1.0   # a vision update waiting longer for slack runs anyway (degraded)
 
 __all__ = ["Pipeline", "ViewState", "percentile_ms"]
 
@@ -52,8 +52,8 @@ READ_BLOCK = 256      # samples per microphone read (one STFT hop, 23.2 ms)
 class ViewState:
     """What the picture shows; the worker replaces it, never mutates it.
 
-    heatmap: (rows, cols) float32 in 0..1 or None (14 x 19 for a 4:3 picture).  selected: normalised (x, y) of
-    the isolated point or None.  bypass: the mixture is played.  auto: the
+    heatmap: (rows, cols) float32 in 0..1 or None (14 x 19 for a 4:3
+    picture).  selected: normalised (x, y) of the isolated point or None.  bypass: the mixture is played.  auto: the
     loudest cell is followed.  degraded: vision updates are being skipped.
     """
 
