@@ -60,6 +60,12 @@ class StreamingLoss:
     weight: float = 1.0
     mirror: bool = True
 
+    def __post_init__(self) -> None:
+        if not 0 < self.edge <= self.context or self.weight < 0:
+            raise ValueError(f"streaming loss needs 0 < edge <= context and weight >= 0 "
+                             f"(got edge {self.edge}, context {self.context}, "
+                             f"weight {self.weight})")
+
 
 def _mask_loss(model: PixelPlayer, logits, gt, weight, mask_type: str) -> torch.Tensor:
     weight = weight.expand_as(gt)
@@ -76,8 +82,7 @@ def mix_and_separate_loss(model: PixelPlayer, frames: torch.Tensor, audios: torc
     with torch.autocast(device_type=mix.device.type, enabled=False):
         spec = batch_spectra(audios.float(), mix.float(), model.time_multiple)
         gt, weight = targets(spec, mask_type)
-    b, n = frames.shape[:2]
-    feats = model.clip_feature(frames.flatten(0, 1)).view(b, n, -1)
+    feats = model.clip_features(frames)  # shared by both terms
     logits = model.net_synth(feats, model.audio_features(spec.mag_mix))
     loss = _mask_loss(model, logits, gt, weight, mask_type)
     if streaming is not None and streaming.weight > 0:

@@ -184,15 +184,18 @@ class PixelPlayer(nn.Module):
         """frames `(B, 3, Tf, H, W)` -> clip feature `(B, K)`: max over frames and space."""
         return torch.sigmoid(self.net_frame(frames).amax(dim=(2, 3)))
 
+    def clip_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames `(B, N, 3, Tf, H, W)` (N clips per item) -> clip features `(B, N, K)`."""
+        b, n = frames.shape[:2]
+        return self.clip_feature(frames.flatten(0, 1)).view(b, n, -1)
+
     def separate(self, frames: torch.Tensor, mag_mix: torch.Tensor) -> torch.Tensor:
         """Mask logits for each clip of a mix, on the warped rows.
 
         frames `(B, N, 3, Tf, H, W)` (one clip's frames per source), mag_mix `(B, 512, T)`
         -> logits `(B, N, 256, T)`; `mask_from_logits` gives the masks.
         """
-        b, n = frames.shape[:2]
-        feats = self.clip_feature(frames.flatten(0, 1)).view(b, n, -1)
-        return self.net_synth(feats, self.audio_features(mag_mix))
+        return self.net_synth(self.clip_features(frames), self.audio_features(mag_mix))
 
     def mask_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Mask values: sigmoid (binary-mask models, in (0, 1)) or relu (ratio-mask models)."""

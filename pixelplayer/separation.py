@@ -48,9 +48,7 @@ def separate_streaming(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tens
     only the newest `context` frames (silence before the clip) and the masks of the newest
     `hop` frames are kept. frames `(B, N, 3, Tf, H, W)`, mix `(B, S)` -> `(B, N, S)`."""
     real, imag = dsp.stft(mix)
-    b, n = frames.shape[:2]
-    feats = model.clip_feature(frames.flatten(0, 1)).view(b, n, -1)
-    logits = streaming_logits(model, feats, dsp.magnitude(real, imag), context, hop, mirror)
+    logits = streaming_logits(model, model.clip_features(frames), dsp.magnitude(real, imag), context, hop, mirror)
     return masked_istft(model.mask_from_logits(logits), real, imag, mix.shape[-1])
 
 

@@ -134,15 +134,14 @@ def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, shuffle: bool, s
                       pin_memory=torch.cuda.is_available(), persistent_workers=cfg.workers > 0)
 
 
-def _init_weights(model: PixelPlayer, source: str) -> None:
-    """Fine-tuning start: weights of the same configuration (fp16 files are upcast)."""
+def read_init(source: str, config: ModelConfig) -> dict:
+    """Fine-tuning start: the float32 state dict of `source` ("default" or a checkpoint),
+    which must have this configuration (ValueError / CheckpointError otherwise)."""
     other = checkpoint.load(source)
-    if other.config != model.config:
-        raise ValueError(f"--init {source}: its config {other.config} differs from the "
-                         f"model being trained {model.config}")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                           for k, v in other.state_dict().items()})
-    log.info("initialised from %s", source)
+    if other.config != config:
+        raise ValueError(f"--init {source} has config {other.config.to_dict()}, the model "
+                         f"being trained {config.to_dict()} (pick the same --preset/--k/...)")
+    return {k: v.float() if v.is_floating_point() else v for k, v in other.state_dict().items()}
 
 
 def selection_metric(record: dict) -> float:
@@ -170,7 +169,8 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
         model_cfg = dataclasses.replace(model_cfg, mask_activation="relu")
     model = PixelPlayer(model_cfg)
     if cfg.init:
-        _init_weights(model, cfg.init)
+        model.load_state_dict(read_init(cfg.init, model.config))
+        log.info("initialised from %s", cfg.init)
     model = model.to(device)
     optim = make_optimizer(model, cfg)
     start_epoch, step, best = 0, 0, -math.inf

@@ -89,5 +89,5 @@ def test_train_streaming_and_init_bad_input(tmp_path, capsys):
     assert train_cli.main(out + ["--init", "default", "--preset", "full"]) == 2  # other config
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("pixelplayer-train: error:") for line in err), err
-    assert "multiple of 128" in err[0] and "--stream-edge" in err[1]
+    assert "multiple of 128" in err[0] and "edge <= context" in err[1]
     assert "missing.safetensors" in err[2] and "config" in err[3]

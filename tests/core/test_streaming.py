@@ -112,5 +112,13 @@ def test_init_starts_from_given_weights(tmp_path):
     bad = TrainConfig(out_dir=tmp_path / "bad", model=ModelConfig(k=8, frame_width=8,
                       audio_ngf=4, audio_depth=5), init=str(tmp_path / "start.safetensors"),
                       device="cpu", workers=0, progress=False)
-    with pytest.raises(ValueError, match="differs"):
+    with pytest.raises(ValueError, match="has config"):
         train(bad, ToneMixDataset(4))
+
+
+def test_streaming_loss_rejects_impossible_shapes():
+    from pixelplayer.losses import StreamingLoss
+
+    for bad in (dict(edge=0), dict(edge=200, context=128), dict(weight=-1.0)):
+        with pytest.raises(ValueError, match="edge <= context"):
+            StreamingLoss(**bad)
