@@ -7,19 +7,18 @@ import torch
 from engines.base import EngineSpec, EngineUnavailable, Missing
 from engines.torch_engine import TorchEngine
 from export.onnx_export import export_protos
-from pixelplayer.config import N_FFT, ModelConfig
-from pixelplayer.model import PixelPlayer
+from pixelplayer.config import N_FFT
 
 ort = pytest.importorskip("onnxruntime")
 from engines.onnx_engine import OnnxEngine  # noqa: E402
+from tiny_models import tiny_model  # noqa: E402
 
 SPEC = EngineSpec(context_frames=128, hop_frames=8, lookahead=2, max_pixels=4, batch=4)
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(1)
-    return PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)).eval()
+    return tiny_model(1)
 
 
 @pytest.fixture(scope="module")

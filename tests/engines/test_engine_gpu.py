@@ -8,8 +8,7 @@ import torch
 
 from engines.base import EngineSpec
 from engines.torch_engine import TorchEngine
-from pixelplayer.config import ModelConfig
-from pixelplayer.model import PixelPlayer
+from tiny_models import tiny_model  # noqa: E402
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -18,8 +17,7 @@ SPEC = EngineSpec(hop_frames=8, max_pixels=4, batch=4, fp16=False)
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(3)
-    return PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)).eval()
+    return tiny_model(3)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ import engines
 from engines.base import EngineSpec, EngineUnavailable
 from export import onnx_export
 from pixelplayer import checkpoint
-from pixelplayer.config import ModelConfig
-from pixelplayer.model import PixelPlayer
+from tiny_models import tiny_model  # noqa: E402
 
 pytest.importorskip("onnxruntime")
 SPEC = EngineSpec(hop_frames=8, max_pixels=2)
@@ -22,8 +21,7 @@ SPEC = EngineSpec(hop_frames=8, max_pixels=2)
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(2)
-    return PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)).eval()
+    return tiny_model(2)
 
 
 @pytest.fixture(scope="module")

@@ -3,21 +3,18 @@
 import numpy as np
 import onnx
 import pytest
-import torch
 
 from engines.base import EngineSpec
 from export import onnx_export
 from export.onnx_export import ExportError, ParityError
-from pixelplayer.config import ModelConfig
-from pixelplayer.model import PixelPlayer
+from tiny_models import tiny_model  # noqa: E402
 
 SPEC = EngineSpec(hop_frames=4, lookahead=1, max_pixels=3)
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(4)
-    return PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)).eval()
+    return tiny_model(4)
 
 
 def _dims(value_info):
