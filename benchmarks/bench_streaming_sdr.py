@@ -1,6 +1,6 @@
 """Streaming vs offline separation quality on duet scenes (the default model).
 
-    python benchmarks/bench_streaming_sdr.py --data cache/data [--scenes 10] [--hop-frames 4]
+    python benchmarks/bench_streaming_sdr.py --data cache/data [--scenes 10] [--hop-frames 3 --lookahead 1]
 
 Offline: `separate_by_pixels` with the whole clip as context and the scene at full
 resolution. Streaming: `StreamingSeparator` (torch engine, C frames of context, H frames
@@ -63,8 +63,9 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, help="synthetic cache root (test split)")
     p.add_argument("--scenes", type=int, default=10)
     p.add_argument("--context", type=int, default=128)
-    p.add_argument("--hop-frames", type=int, default=4)
-    p.add_argument("--lookahead", type=int, default=0)
+    # realtime-sep's defaults
+    p.add_argument("--hop-frames", type=int, default=3)
+    p.add_argument("--lookahead", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
     args = p.parse_args(argv)
