@@ -1,6 +1,6 @@
 """Streaming vs offline separation quality on duet scenes (the default model).
 
-    python benchmarks/bench_streaming_sdr.py --data cache/data [--scenes 10] [--hop-frames 3 --lookahead 1]
+    python benchmarks/bench_streaming_sdr.py --data cache/data [--scenes 10] [--hop-frames 3]
 
 Offline: `separate_by_pixels` with the whole clip as context and the scene at full
 resolution. Streaming: `StreamingSeparator` (torch engine, C frames of context, H frames
