@@ -4,7 +4,7 @@
 #   MINUTES: training budget; DATA: carried cache; PY: python with torch (CUDA build).
 #   RESUME=1 continues /tmp/run (a second call on the same warm machine).
 #   INIT=default fine-tunes the shipped weights; STREAM=128 adds the streaming loss and
-#   streaming validation (pixelplayer-train --stream-context).
+#   streaming validation (pixelplayer-train --stream-context). LR sets all three nets' rates.
 # What ran for the shipped weights (docs/MODEL.md): MINUTES=4.5, then RESUME=1 MINUTES=2
 # (first session); then INIT=default STREAM=128 MINUTES=6 (second session).
 set -uo pipefail
@@ -28,7 +28,8 @@ timeout $(( ${MINUTES%.*} * 60 + 120 )) $PY -m pixelplayer.train_cli --data "$DA
   --preset light --epochs 1000 --steps-per-epoch ${STEPS:-150} --batch-size ${BATCH:-32} --vary-visuals \
   --val-mixtures ${VAL:-32} --workers ${WORKERS:-14} --max-minutes "$MINUTES" --seed ${SEED:-0} \
   ${RESUME:+--resume} ${INIT:+--init $INIT} ${STREAM:+--stream-context $STREAM} \
-  ${STREAM_WEIGHT:+--stream-weight $STREAM_WEIGHT} ${STREAM_EDGE:+--stream-edge $STREAM_EDGE} 2>&1 \
+  ${STREAM_WEIGHT:+--stream-weight $STREAM_WEIGHT} ${STREAM_EDGE:+--stream-edge $STREAM_EDGE} \
+  ${LR:+--lr-frame $LR --lr-sound $LR --lr-synth $LR} 2>&1 \
   | tr '\r' '\n' | grep -v 'it/s\]$' | grep -v 's/it\]$' > "$OUT/train.log"
 date -u +"train end %T"
 tail -n 3 "$OUT/train.log"
