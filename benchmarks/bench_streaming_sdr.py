@@ -108,9 +108,13 @@ def main(argv=None) -> int:
         print(f"| {label} | | " + " | ".join(f"{v:.2f}" for v in cols) + " |")
     for j, name in enumerate(spans):
         i = 2 + 3 * j
-        print(f"{name}: streaming - offline = mean "
-              f"{statistics.fmean(r[i + 1] - r[i] for r in rows):+.2f} dB, median "
-              f"{statistics.median(r[i + 1] - r[i] for r in rows):+.2f} dB")
+        gaps = [r[i + 1] - r[i] for r in rows]
+        mean = statistics.fmean(gaps)
+        # The players are few: the standard error says how far the mean gap can be trusted.
+        stderr = statistics.stdev(gaps) / len(gaps) ** 0.5 if len(gaps) > 1 else float("nan")
+        print(f"{name}: streaming - offline = mean {mean:+.2f} dB (standard error {stderr:.2f}, "
+              f"95% interval {mean - 1.96 * stderr:+.2f} to {mean + 1.96 * stderr:+.2f}), "
+              f"median {statistics.median(gaps):+.2f} dB")
     return 0
 
 

@@ -6,7 +6,8 @@
 #   INIT=default fine-tunes the shipped weights; STREAM=128 adds the streaming loss and
 #   streaming validation (pixelplayer-train --stream-context). LR sets all three nets' rates.
 # What ran for the shipped weights (docs/MODEL.md): MINUTES=4.5, then RESUME=1 MINUTES=2
-# (first session); then INIT=default STREAM=128 MINUTES=6 (second session).
+# (first session); then INIT=default STREAM=128 MINUTES=6 (second session); then
+# INIT=default STREAM=128 LR=3e-4 VAL=64 MINUTES=8 SKIP_BENCH=1 (third session).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; PY=${PY:-python3}; MINUTES=${MINUTES:-6}; DATA=${DATA:-cache/gpu_carry}
 mkdir -p "$OUT"

@@ -2,10 +2,12 @@
 # The recipe of the shipped default model (docs/MODEL.md). Environment overrides:
 #   DATA (solo cache root, default cache/data), OUT (run folder, default runs/default),
 #   PY (python, default .venv/bin/python), WORKERS (data loader processes), MINUTES (time budget
-#   of stage 1), STREAM_MINUTES (stage 2).
+#   of stage 1), STREAM_MINUTES (stage 2), SETTLE_MINUTES (stage 3).
 # Stage 1: mix-and-separate from scratch (OUT). Stage 2: fine-tune those weights with the
 # streaming loss (masks of the newest frames of mirrored 128-frame windows, as realtime-sep
 # separates) and pick the epoch best in both views (OUT-stream/best.safetensors).
+# Stage 3: the same at a third of the learning rate, picked on twice the validation
+# mixtures (OUT-settle/best.safetensors: the shipped weights).
 # The solo cache needs FluidSynth (scripts/setup); it is generated here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,10 @@ COMMON=(--data "$DATA" --preset light --epochs 1000 --steps-per-epoch 150 --batc
         --vary-visuals --lr-frame 1e-3 --lr-sound 1e-3 --lr-synth 1e-3 --val-mixtures 32
         --workers "${WORKERS:-8}" --seed 0)
 "$PY" -m pixelplayer.train_cli "${COMMON[@]}" --out "$OUT" --max-minutes "${MINUTES:-360}"
-exec "$PY" -m pixelplayer.train_cli "${COMMON[@]}" --out "$OUT-stream" \
-  --init "$OUT/best.safetensors" --stream-context 128 --stream-edge 16 --stream-weight 1 \
-  --max-minutes "${STREAM_MINUTES:-120}"
+STREAM=(--stream-context 128 --stream-edge 16 --stream-weight 1)
+"$PY" -m pixelplayer.train_cli "${COMMON[@]}" --out "$OUT-stream" \
+  --init "$OUT/best.safetensors" "${STREAM[@]}" --max-minutes "${STREAM_MINUTES:-120}"
+# Later flags win in argparse: these override COMMON's learning rates and validation size.
+exec "$PY" -m pixelplayer.train_cli "${COMMON[@]}" --out "$OUT-settle" \
+  --init "$OUT-stream/best.safetensors" "${STREAM[@]}" --max-minutes "${SETTLE_MINUTES:-60}" \
+  --lr-frame 3e-4 --lr-sound 3e-4 --lr-synth 3e-4 --val-mixtures 64
