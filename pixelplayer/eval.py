@@ -11,10 +11,13 @@ from .config import IMAGENET_MEAN, IMAGENET_STD
 from .metrics import audible, bss_eval, sdr
 from .model import PixelPlayer
 from .separation import (oracle_binary_mask, pixel_to_cell, separate_by_clips,
-                         separate_by_pixels)
+                         separate_by_pixels, vision_size)
 
 LOCALIZATION_WINDOW = 128  # STFT frames (~3 s) per localization window
 LOCALIZATION_HOP = 64
+# Two players' outputs that correlate this much are "the same sound": the frame net did
+# not tell their pictures apart.
+SAME_SOUND_CORR = 0.85
 
 
 def _mean(values) -> float:
@@ -52,12 +55,12 @@ def evaluate_mixtures(model: PixelPlayer, dataset, n: int, batch_size: int = 8,
 
 
 def scene_frames(scene, times) -> torch.Tensor:
-    """Normalised frames of a scene at `times` (s), full resolution: `(1, 3, Tf, H, W)`.
-
-    The nets are fully convolutional, so a W x H scene gives a (H/16) x (W/16) cell grid
-    at the scale the frame net was trained on.
+    """Normalised frames of a scene at `times` (s), drawn at the frame net's scale (short
+    side 224, aspect kept: `vision_size`, as the live app and pixelplayer-separate scale a
+    picture): `(1, 3, Tf, H', W')`, a (H'/16) x (W'/16) cell grid.
     """
-    frames = np.stack([scene.frames_at(float(t)) for t in times]).astype(np.float32) / 255.0
+    size = vision_size(*scene.size)
+    frames = np.stack([scene.frames_at(float(t), size) for t in times]).astype(np.float32) / 255.0
     frames = (frames - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     return torch.from_numpy(frames).permute(3, 0, 1, 2).unsqueeze(0)
 
@@ -81,13 +84,22 @@ def _peak_on_player(heat: torch.Tensor, box, width: int, height: int) -> bool:
     return x0 - pad_x <= x <= x1 + pad_x and y0 - pad_y <= y <= y1 + pad_y
 
 
+def output_similarity(estimates: torch.Tensor) -> float:
+    """The largest correlation between two players' outputs `(P, S)` (0 for one player)."""
+    x = estimates.double() - estimates.double().mean(dim=-1, keepdim=True)
+    x = x / (x.norm(dim=-1, keepdim=True) + 1e-12)
+    corr = (x @ x.T).abs().fill_diagonal_(0.0)
+    return float(corr.max()) if corr.numel() > 1 else 0.0
+
+
 def evaluate_scene(model: PixelPlayer, scene) -> dict:
     """Per-player SDR when clicking each player's picture centre (features pooled over
-    CLICK_POOL cells, and from the single cell), baselines, localization."""
+    CLICK_POOL cells, and from the single cell), SIR/SAR against the other players, how
+    alike the players' outputs are, baselines, localization."""
     device = next(model.parameters()).device
     frames = scene_frames(scene, _visual_times(scene.seconds)).to(device)
     width, height = scene.size
-    grid_w, grid_h = width // 16, height // 16
+    grid_h, grid_w = frames.shape[-2] // 16, frames.shape[-1] // 16
     mix = torch.from_numpy(scene.mixture).unsqueeze(0)
     sources = torch.from_numpy(scene.sources)
     cells = [pixel_to_cell(cx, cy, width, height, grid_w, grid_h) for cx, cy in scene.centres]
@@ -95,10 +107,15 @@ def evaluate_scene(model: PixelPlayer, scene) -> dict:
     est = separate_by_pixels(model, frames, mix.to(device), cell_t)[0][0].cpu()
     single = separate_by_pixels(model, frames, mix.to(device), cell_t, pool=1)[0][0].cpu()
     ibm = oracle_binary_mask(sources.unsqueeze(0), mix)[0]
+    full = bss_eval(sources, est) if len(sources) > 1 else None
     result = {"pixel_sdr": sdr(sources, est).tolist(),
+              "pixel_sir": full["sir"].tolist() if full else [],
+              "pixel_sar": full["sar"].tolist() if full else [],
+              "similarity": output_similarity(est),
               "single_cell_sdr": sdr(sources, single).tolist(),
               "mix_sdr": sdr(sources, mix.expand_as(sources)).tolist(),
-              "ibm_sdr": sdr(sources, ibm).tolist(), "loc_hits": 0, "loc_windows": 0}
+              "ibm_sdr": sdr(sources, ibm).tolist(), "loc_hits": 0, "loc_windows": 0,
+              "estimates": est}
     win = (LOCALIZATION_WINDOW - 1) * 256
     for p, box in enumerate(scene.boxes):
         src = sources[p]
@@ -112,15 +129,38 @@ def evaluate_scene(model: PixelPlayer, scene) -> dict:
     return result
 
 
-def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True) -> dict:
-    """Aggregate `evaluate_scene` over scenes: mean per-player SDRs and localization accuracy."""
+def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True, stream: int = 0,
+                    stream_model: str = "default") -> dict:
+    """Aggregate `evaluate_scene` over scenes: mean per-player SDRs and localization
+    accuracy. stream: also run the first `stream` scenes through realtime-sep
+    (`eval_streaming.stream_scene`, with `stream_model`) and report streaming vs offline SDR."""
     from tqdm import tqdm
 
-    per = [evaluate_scene(model, s) for s in tqdm(scenes, desc="scenes", disable=not progress)]
+    per, streamed = [], []
+    for i, scene in enumerate(tqdm(scenes, desc="scenes", disable=not progress)):
+        per.append(evaluate_scene(model, scene))
+        if i < stream:
+            from .eval_streaming import stream_scene
+
+            streamed.append(stream_scene(scene, per[-1]["estimates"].numpy(), stream_model))
+    out = _aggregate(per)
+    if streamed:
+        live = [v for r in streamed for v in r["stream_sdr"]]
+        off = [v for r in streamed for v in r["offline_sdr"]]
+        out.update({"stream_players": len(live), "stream_sdr": _mean(live),
+                    "stream_offline_sdr": _mean(off), "stream_gap": _mean(np.subtract(live, off))})
+    return out
+
+
+def _aggregate(per: list[dict]) -> dict:
     flat = lambda key: [v for r in per for v in r[key]]  # noqa: E731
     windows = sum(r["loc_windows"] for r in per)
     return {"scenes": len(per), "players": len(flat("pixel_sdr")),
-            "pixel_sdr": _mean(flat("pixel_sdr")), "mix_sdr": _mean(flat("mix_sdr")),
+            "pixel_sdr": _mean(flat("pixel_sdr")), "pixel_sir": _mean(flat("pixel_sir")),
+            "pixel_sar": _mean(flat("pixel_sar")), "mix_sdr": _mean(flat("mix_sdr")),
+            "pixel_sdr_median": float(np.median(flat("pixel_sdr"))) if per else float("nan"),
+            "max_similarity": max((r["similarity"] for r in per), default=0.0),
+            "same_sound_scenes": sum(r["similarity"] >= SAME_SOUND_CORR for r in per),
             "single_cell_sdr": _mean(flat("single_cell_sdr")),
             "ibm_sdr": _mean(flat("ibm_sdr")),
             "pixel_nsdr": _mean(np.subtract(flat("pixel_sdr"), flat("mix_sdr"))),

@@ -1,4 +1,10 @@
-"""`pixelplayer-eval`: test-split mixtures and duet scenes -> table + JSON."""
+"""`pixelplayer-eval`: separation quality -> tables + JSON.
+
+In-distribution (`--data`, `--world`): test-split mixtures and duet scenes of our own
+generator. Held-out (`--heldout`): duets and trios made only of reserved sounds and
+pictures (`pixelplayer.data.heldout`), offline and through the live app. A figure from our
+own generator's test split says little on its own: quote the held-out one beside it.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,38 +17,80 @@ import torch
 from .checkpoint import CheckpointError, load
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pixelplayer-eval",
-        description="Evaluate a model on the synthetic test split: SDR/SIR/SAR and NSDR of "
-                    "2-mixtures (with mixture and ideal-binary-mask baselines), and on duet "
-                    "scenes the SDR of each player when clicking its picture plus the "
+        description="Evaluate a model: SDR/SIR/SAR and NSDR of 2-mixtures (with mixture and "
+                    "ideal-binary-mask baselines), and on duet scenes the SDR of each player "
+                    "when clicking its picture, how alike the players' outputs are, and the "
                     "localization accuracy of the sound heatmap.")
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
-    p.add_argument("--data", type=Path, required=True, help="synthetic cache root (pixelplayer-data solos)")
+    p.add_argument("--data", type=Path, help="the original synthetic cache (pixelplayer-data "
+                   "solos): its test split's mixtures and duets")
+    p.add_argument("--world", type=Path, help="a broad-world cache (pixelplayer-data solos "
+                   "--soundfonts ...): duets in the held-out layout from its test split and "
+                   "the training pictures (the in-distribution twin of --heldout)")
+    p.add_argument("--heldout", action="store_true", help="duets and trios of held-out sounds "
+                   "and pictures (reserved assets only), offline and through realtime-sep")
     p.add_argument("--split", default="test", choices=("val", "test"))
-    p.add_argument("--mixtures", type=int, default=64, help="number of 2-mixtures")
-    p.add_argument("--scenes", type=int, default=20, help="number of duet scenes (0: skip)")
-    p.add_argument("--players", type=int, default=2, help="players per scene")
+    p.add_argument("--mixtures", type=_count, default=64, help="number of 2-mixtures (--data)")
+    p.add_argument("--scenes", type=_count, default=20, help="duet scenes per source (0: skip)")
+    p.add_argument("--trios", type=_count, default=10, help="held-out trio scenes")
+    p.add_argument("--streaming", type=_count, default=10, metavar="N",
+                   help="held-out duets also run through realtime-sep (file camera + mic)")
+    p.add_argument("--players", type=int, default=2, help="players per in-distribution scene")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
+def _scene_row(name: str, sc: dict) -> list[str]:
+    rows = [f"| {name}: click SDR (dB), {sc['players']} players, mean / median | "
+            f"{sc['pixel_sdr']:.2f} / {sc['pixel_sdr_median']:.2f} | {sc['mix_sdr']:.2f} | {sc['ibm_sdr']:.2f} |"]
+    if sc.get("pixel_sir") == sc.get("pixel_sir"):  # not NaN: scenes of several players
+        rows.append(f"| {name}: click SIR / SAR (dB) | {sc['pixel_sir']:.2f} / {sc['pixel_sar']:.2f} | | |")
+    rows += [f"| {name}: scenes whose players' outputs correlate >= 0.85 | {sc['same_sound_scenes']} of "
+             f"{sc['scenes']} (max {sc['max_similarity']:.2f}) | | |",
+             f"| {name}: single-cell SDR (dB), no pooling | {sc['single_cell_sdr']:.2f} | | |",
+             f"| {name}: localization accuracy, {sc['localization_windows']} windows | "
+             f"{100 * sc['localization_accuracy']:.1f}% | | |"]
+    if "stream_sdr" in sc:
+        rows.append(f"| {name}: streaming SDR through realtime-sep, {sc['stream_players']} players "
+                    f"(offline on the same span) | {sc['stream_sdr']:.2f} ({sc['stream_offline_sdr']:.2f}; "
+                    f"gap {sc['stream_gap']:+.2f}) | | |")
+    return rows
+
+
 def format_table(results: dict) -> str:
-    mix, sc = results.get("mixtures"), results.get("scenes")
     lines = ["| metric | model | mixture (baseline) | ideal binary mask (oracle) |",
              "|---|---|---|---|"]
+    mix = results.get("mixtures")
     if mix:
         lines += [f"| 2-mix SDR (dB), n={mix['mixtures']} | {mix['sdr']:.2f} | {mix['mix_sdr']:.2f} | {mix['ibm_sdr']:.2f} |",
                   f"| 2-mix NSDR (dB) | {mix['nsdr']:.2f} | 0.00 | {mix['ibm_sdr'] - mix['mix_sdr']:.2f} |",
                   f"| 2-mix SIR / SAR (dB) | {mix['sir']:.2f} / {mix['sar']:.2f} | | |"]
-    if sc:
-        lines += [f"| duet click SDR (dB), {sc['players']} players, 5x5 cells | {sc['pixel_sdr']:.2f} | {sc['mix_sdr']:.2f} | {sc['ibm_sdr']:.2f} |",
-                  f"| duet single-cell SDR (dB), no pooling | {sc['single_cell_sdr']:.2f} | | |",
-                  f"| localization accuracy, {sc['localization_windows']} windows | {100 * sc['localization_accuracy']:.1f}% | | |"]
+    names = {"scenes": "test duets", "world_scenes": "world test duets",
+             "heldout_duets": "HELD-OUT duets", "heldout_trios": "HELD-OUT trios"}
+    for key, name in names.items():
+        if results.get(key):
+            lines += _scene_row(name, results[key])
     return "\n".join(lines)
+
+
+def _check_args(args) -> None:
+    if not (args.data or args.world or args.heldout):
+        raise ValueError("give --data, --world and/or --heldout (what to evaluate on)")
+    for path in (args.data, args.world):
+        if path is not None and not path.is_dir():
+            raise ValueError(f"no such dataset folder: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,25 +98,44 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
         "cpu" if args.device == "auto" else args.device)
     try:
+        _check_args(args)
         model = load(args.model, map_location=device)
-        from .data.music import SyntheticMixDataset
-        from .data.scenes import scene_from_cache
         from .data.synthetic import SyntheticSolos
 
-        dataset = SyntheticMixDataset(str(args.data), args.split, train=False)
-        solos = SyntheticSolos(str(args.data))
+        solos = SyntheticSolos(str(args.data)) if args.data else None
+        world = SyntheticSolos(str(args.world)) if args.world else None
     except (CheckpointError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"pixelplayer-eval: error: {exc}", file=sys.stderr)
         return 2
+    from .data.scenes import scene_from_cache
     from .eval import evaluate_mixtures, evaluate_scenes
 
+    progress = not args.quiet
     results = {"model": str(args.model), "split": args.split}
-    if args.mixtures:
-        results["mixtures"] = evaluate_mixtures(model, dataset, args.mixtures, progress=not args.quiet)
-    if args.scenes:
-        scenes = [scene_from_cache(solos, args.players, seed=i, split=args.split)
-                  for i in range(args.scenes)]
-        results["scenes"] = evaluate_scenes(model, scenes, progress=not args.quiet)
+    if solos is not None and args.mixtures:
+        from .data.music import SyntheticMixDataset
+
+        dataset = SyntheticMixDataset(str(args.data), args.split, train=False)
+        results["mixtures"] = evaluate_mixtures(model, dataset, args.mixtures, progress=progress)
+    if solos is not None and args.scenes:
+        scenes = [scene_from_cache(solos, args.players, seed=i, split=args.split) for i in range(args.scenes)]
+        results["scenes"] = evaluate_scenes(model, scenes, progress=progress)
+    if world is not None and args.scenes:
+        from .data.heldout import world_test_scene
+
+        scenes = [world_test_scene(world, i, args.players, split=args.split) for i in range(args.scenes)]
+        results["world_scenes"] = evaluate_scenes(model, scenes, progress=progress)
+    if args.heldout:
+        from .data.heldout import heldout_scene
+
+        model_arg = str(args.model)
+        if args.scenes:
+            duets = [heldout_scene(i, 2) for i in range(args.scenes)]
+            results["heldout_duets"] = evaluate_scenes(model, duets, progress, stream=args.streaming,
+                                                       stream_model=model_arg)
+        if args.trios:
+            trios = [heldout_scene(i, 3) for i in range(args.trios)]
+            results["heldout_trios"] = evaluate_scenes(model, trios, progress)
     print(format_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ import torch
 
 from .checkpoint import CheckpointError, load
 from .config import CLICK_POOL, IMAGENET_MEAN, IMAGENET_STD, SAMPLE_RATE
+from .separation import vision_size
 
-SHORT_SIDE = 224  # frames are scaled so their short side matches the training frames
 VISUAL_FRAMES = 3
 
 
@@ -80,8 +80,7 @@ def frames_tensor(frames: np.ndarray) -> torch.Tensor:
     import cv2
 
     h, w = frames.shape[1:3]
-    scale = SHORT_SIDE / min(h, w)
-    size = (max(16, round(w * scale / 16) * 16), max(16, round(h * scale / 16) * 16))
+    size = vision_size(w, h)
     resized = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
     x = (resized.astype(np.float32) / 255 - np.array(IMAGENET_MEAN, np.float32)) / np.array(
         IMAGENET_STD, np.float32)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from . import dsp
-from .config import CLICK_POOL
+from .config import CLICK_POOL, FRAME_SIZE
 from .model import PixelPlayer, apply_mask, neighbourhood_max
 from .streaming import streaming_logits
 
@@ -72,6 +72,21 @@ def separate_by_pixels(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tens
         cells = heat.flatten(1).argmax(dim=1, keepdim=True)
     masks = model.pixel_masks(neighbourhood_max(pix, pool), sound, cells)
     return masked_istft(masks, real, imag, mix.shape[-1]), heat
+
+
+def vision_size(width: int, height: int, short_side: int = FRAME_SIZE,
+                max_side: int | None = None) -> tuple[int, int]:
+    """(W, H) in pixels at which the frame net sees a `width` x `height` picture: the short
+    side becomes `short_side` (the training scale), the long side keeps the aspect ratio,
+    both rounded to multiples of 16 (one feature cell) and the long side capped at
+    `max_side` (wider pictures are squeezed to it)."""
+    if width < 1 or height < 1:
+        raise ValueError(f"picture size must be positive, got {width}x{height}")
+    long_side = max(width, height) * short_side / min(width, height)
+    long_side = max(short_side, int(round(long_side / 16.0)) * 16)
+    if max_side is not None:
+        long_side = min(max_side, long_side)
+    return (long_side, short_side) if width >= height else (short_side, long_side)
 
 
 def pixel_to_cell(x: float, y: float, width: int, height: int, grid_w: int, grid_h: int) -> int:

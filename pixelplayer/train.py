@@ -41,7 +41,8 @@ class TrainConfig:
     grad_clip: float = 5.0
     workers: int = 2
     device: str = "auto"
-    amp: bool = True  # bf16 autocast, CUDA only
+    amp: bool = True  # bf16 autocast on CUDA
+    cpu_bf16: bool = False  # bf16 autocast on the CPU as well (check_cpu_bf16 first)
     val_mixtures: int = 32
     seed: int = 0
     resume: bool = False
@@ -88,6 +89,13 @@ def pick_device(name: str, info: DistInfo) -> torch.device:
         torch.cuda.set_device(info.local_rank)
         return torch.device("cuda", info.local_rank)
     return torch.device(name)
+
+
+def check_cpu_bf16() -> None:
+    """ValueError unless this CPU computes bf16 natively (oneDNN's AVX512-BF16/AMX
+    kernels); elsewhere bf16 autocast is emulated and slower than float32."""
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise ValueError("--cpu-bf16: this CPU has no native bf16 (AVX512-BF16 or AMX)")
 
 
 def make_optimizer(model: PixelPlayer, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -221,7 +229,7 @@ def _train_epoch(objective, optim, loader, cfg: TrainConfig, device, epoch: int,
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
     n_steps = cfg.steps_per_epoch or len(loader)
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = (cfg.amp and device.type == "cuda") or (cfg.cpu_bf16 and device.type == "cpu")
     total, count, t0 = 0.0, 0, time.monotonic()
     bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                disable=not (cfg.progress and info.main), leave=False)

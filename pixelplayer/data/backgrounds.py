@@ -1,11 +1,13 @@
 """Random backgrounds for the synthetic frames: solid, gradients, value noise, stripes,
-checkers and a simple "stage" (wall + floor), optionally with film grain.
+checkers and a simple "stage" (wall + floor), optionally with film grain; and, in the
+broad world, crops of photographs and textures (`photo_style`).
 
 A BackgroundStyle is drawn once from a seed and rendered at any size; patterns are laid
 out in units of the frame's shorter side, so they look alike at every resolution.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -48,6 +50,9 @@ class BackgroundStyle:
     horizon: float
     grain: float
     seed: int
+    photo: str = ""  # kind "photo": the image file, cropped to `crop` (x0, y0, x1, y1 fractions)
+    crop: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    flip: bool = False
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "BackgroundStyle":
@@ -71,6 +76,8 @@ class BackgroundStyle:
         """The background as float32 RGB (H, W, 3), 0-255; size is (W, H) in pixels."""
         w, h = int(size[0]), int(size[1])
         size = (w, h)
+        if self.kind == "photo":
+            return self._photo(size)
         s = float(min(w, h))
         x = ((np.arange(w, dtype=np.float32) + 0.5 - w / 2) / s)[None, :]
         y = ((np.arange(h, dtype=np.float32) + 0.5 - h / 2) / s)[:, None]
@@ -96,6 +103,18 @@ class BackgroundStyle:
             chans.append(c)
         return np.clip(cv2.merge(chans), 0.0, 255.0)
 
+    def _photo(self, size: tuple[int, int]) -> np.ndarray:
+        img = load_photo(self.photo)
+        ih, iw = img.shape[:2]
+        x0, y0, x1, y1 = self.crop
+        part = img[int(y0 * ih):max(int(y0 * ih) + 1, int(y1 * ih)),
+                   int(x0 * iw):max(int(x0 * iw) + 1, int(x1 * iw))]
+        out = cv2.resize(part, size, interpolation=cv2.INTER_AREA if part.shape[1] > size[0]
+                         else cv2.INTER_LINEAR).astype(np.float32)
+        out = out[:, ::-1] if self.flip else out
+        tint = np.asarray(self.c0, np.float32) / 255.0  # a colour cast of the light
+        return np.clip(out * (0.6 + 0.4 * tint), 0.0, 255.0)
+
     def _mix(self, x: np.ndarray, y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Per-pixel weight of c1 over c0, (H, W) in [0, 1]."""
         ca, sa = np.cos(self.angle), np.sin(self.angle)
@@ -120,3 +139,44 @@ class BackgroundStyle:
         floor = np.clip((v - self.horizon) / max(1e-3, 1.0 - self.horizon), 0.0, 1.0)
         mix = np.where(v > self.horizon, 0.6 + 0.4 * floor, 0.0)
         return np.broadcast_to(mix, (y.shape[0], x.shape[1])).astype(np.float32)
+
+
+PHOTO_SIDE = 480  # photographs are kept at most this large (short side), enough for any crop
+
+
+@functools.lru_cache(maxsize=48)
+def load_photo(path: str) -> np.ndarray:
+    """An image file as read-only uint8 RGB (H, W, 3), short side at most PHOTO_SIDE;
+    grey images become grey RGB, SVGs are rasterised."""
+    from PIL import Image
+
+    if path.endswith(".svg"):
+        import io
+
+        import resvg_py
+
+        data = bytes(resvg_py.svg_to_bytes(svg_path=path, width=PHOTO_SIDE * 2))
+        image = Image.open(io.BytesIO(data))
+    else:
+        image = Image.open(path)
+    with image:
+        rgb = np.asarray(image.convert("RGB"))
+    scale = PHOTO_SIDE / min(rgb.shape[:2])
+    if scale < 1:
+        rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
+                         interpolation=cv2.INTER_AREA)
+    rgb = np.ascontiguousarray(rgb)
+    rgb.setflags(write=False)
+    return rgb
+
+
+def photo_style(rng: np.random.Generator, photos: list[str]) -> BackgroundStyle:
+    """A random crop (25-100% of the image's sides, any place, maybe mirrored) of one of
+    `photos`, under a random colour cast, sometimes with film grain."""
+    base = BackgroundStyle.random(rng)
+    side = float(rng.uniform(0.25, 1.0))
+    x0, y0 = (float(v) for v in rng.uniform(0.0, 1.0 - side, size=2))
+    cast = np.clip(np.array([255.0, 255.0, 255.0]) * rng.uniform(0.75, 1.0, size=3), 0, 255)
+    return dataclasses.replace(base, kind="photo", photo=str(photos[int(rng.integers(len(photos)))]),
+                               crop=(x0, y0, x0 + side, y0 + side), flip=bool(rng.random() < 0.5),
+                               c0=tuple(float(c) for c in cast))

@@ -50,6 +50,10 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=8.0, help="clip length in seconds (default 8)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--instruments", default=None, help="comma-separated subset (default: all)")
+    s.add_argument("--soundfonts", default=None, metavar="LIST",
+                   help="the broad world: comma-separated training soundfonts, or 'all' for "
+                        "every one (rendered in-process by tinysoundfont, with gestures and "
+                        "effects); default: the original FluidSynth + FluidR3 world")
     s.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -89,9 +93,15 @@ def _cmd_solos(args: argparse.Namespace) -> int:
     counts = {"train": args.per_instrument,
               "val": default_eval if args.val is None else args.val,
               "test": default_eval if args.test is None else args.test}
+    fonts = _split_list(args.soundfonts)
+    if fonts == ["all"]:
+        from .assets import TRAIN, soundfonts
+
+        fonts = [f.name for f in soundfonts(TRAIN)]
     start = time.time()
     solos = generate_solos(args.root, counts, seconds=args.seconds, seed=args.seed, workers=args.workers,
-                           progress=not args.quiet, instruments=_split_list(args.instruments))
+                           progress=not args.quiet, instruments=_split_list(args.instruments),
+                           soundfonts=fonts)
     per_split = {s: sum(c.split == s for c in solos.clips) for s in ("train", "val", "test")}
     print(f"{len(solos)} clips ({per_split}) in {solos.solos_dir}, "
           f"{solos.size_bytes() / 1e6:.1f} MB, {time.time() - start:.1f} s")

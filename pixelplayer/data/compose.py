@@ -5,6 +5,8 @@ music is regenerated exactly from its melody seed. All times are in seconds.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .instruments import Instrument
@@ -20,6 +22,27 @@ SCALES = {
     "minor_pentatonic": (0, 3, 5, 7, 10),
     "blues": (0, 3, 5, 6, 7, 10),
 }
+
+
+@dataclass(frozen=True)
+class Variety:
+    """How widely the composer's choices range: tempo ranges in bpm, note length as a
+    fraction of the written length (legato) for sustained / other instruments, the width
+    in semitones of the pitch window a part stays in, and double stops (two strings at
+    once) for instruments that allow them. V1 is the original dataset's (kept so that its
+    splits regenerate note for note); WIDE is the broad world's."""
+
+    bpm: tuple[float, float] = (66.0, 150.0)
+    drum_bpm: tuple[float, float] = (76.0, 150.0)
+    legato_sustained: tuple[float, float] = (0.7, 1.0)
+    legato_other: tuple[float, float] = (0.45, 1.0)
+    window: tuple[int, int] = (14, 26)
+    double_stops: bool = False
+
+
+V1 = Variety()
+WIDE = Variety(bpm=(50.0, 200.0), drum_bpm=(50.0, 200.0), legato_sustained=(0.5, 1.05),
+               legato_other=(0.15, 1.0), window=(10, 40), double_stops=True)
 
 
 class _Writer:
@@ -55,12 +78,13 @@ def _velocity_curve(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.clip(curve + rng.normal(0, 6, size=x.shape), 20, 127)[:n]
 
 
-def _pitch_pool(rng: np.random.Generator, lo: int, hi: int) -> tuple[np.ndarray, int]:
+def _pitch_pool(rng: np.random.Generator, lo: int, hi: int,
+                window: tuple[int, int]) -> tuple[np.ndarray, int]:
     """Scale pitches inside a random window of the instrument's range, and the number
     of notes per octave in that scale."""
     scale = SCALES[str(rng.choice(list(SCALES)))]
     root = int(rng.integers(0, 12))
-    width = int(rng.integers(14, 26))
+    width = int(rng.integers(*window))
     centre = int(rng.integers(lo + min(7, (hi - lo) // 3), hi - min(7, (hi - lo) // 3) + 1))
     a, b = max(lo, centre - width // 2), min(hi, centre + width // 2)
     pool = np.array([p for p in range(a, b + 1) if (p - root) % 12 in scale])
@@ -89,13 +113,16 @@ def _phrase_indices(rng: np.random.Generator, kind: str, n: int, start: int, siz
     return out
 
 
-def _melodic(inst: Instrument, rng: np.random.Generator, seconds: float, program: int) -> tuple[list[Note], float]:
-    """Phrases (scale runs, arpeggios, walks, repeated notes; chords if polyphonic)
-    separated by rests, in one key and register. Returns (notes, tempo in bpm)."""
-    bpm = float(rng.uniform(66, 150))
+def _melodic(inst: Instrument, rng: np.random.Generator, seconds: float, program: int,
+             variety: Variety) -> tuple[list[Note], float]:
+    """Phrases (scale runs, arpeggios, walks, repeated notes; chords if polyphonic; double
+    stops where allowed) separated by rests, in one key and register. Returns (notes,
+    tempo in bpm)."""
+    bpm = float(rng.uniform(*variety.bpm))
     w = _Writer(rng, bpm, seconds)
     lo, hi = inst.range_for(program)
-    pool, per_oct = _pitch_pool(rng, lo, hi)
+    pool, per_oct = _pitch_pool(rng, lo, hi, variety.window)
+    double = variety.double_stops and inst.double_stops
     idx = int(rng.integers(0, len(pool)))
     durs = [0.25, 0.5, 1.0, 1.5, 2.0, 3.0]
     weights = [0.15, 0.35, 0.25, 0.1, 0.1, 0.05] if inst.name != "bell" else [0, 0.1, 0.3, 0.2, 0.25, 0.15]
@@ -108,11 +135,14 @@ def _melodic(inst: Instrument, rng: np.random.Generator, seconds: float, program
         else:
             n = int(rng.integers(3, 11))
             base = float(rng.choice(durs, p=np.array(weights) / np.sum(weights)))
-            legato = rng.uniform(0.7, 1.0) if inst.sustained else rng.uniform(0.45, 1.0)
+            legato = rng.uniform(*(variety.legato_sustained if inst.sustained else variety.legato_other))
             vels = _velocity_curve(rng, n)
             for k, i in enumerate(_phrase_indices(rng, kind, n, idx, len(pool), per_oct)):
                 beats = min(4.0, base * float(rng.choice([1.0, 1.0, 1.0, 0.5, 2.0, 1.5])))
                 w.add(beats, int(pool[i]), vels[k], legato)
+                if double and rng.random() < 0.2:  # a third or a sixth above
+                    upper = min(len(pool) - 1, i + int(rng.choice([2, 4])))
+                    w.add(beats, int(pool[upper]), vels[k] - 8, legato)
                 w.t += beats
                 idx = i
         if rng.random() < 0.55:  # rest between phrases
@@ -178,10 +208,11 @@ def _drumkit(rng: np.random.Generator, step: int, bar: int, style: str) -> list[
     return [h for h in hits if h[0] > 0]
 
 
-def _percussion(inst: Instrument, rng: np.random.Generator, seconds: float) -> tuple[list[Note], float]:
+def _percussion(inst: Instrument, rng: np.random.Generator, seconds: float,
+                variety: Variety) -> tuple[list[Note], float]:
     """A groove on a 16th-note grid: kit patterns with tom fills, shaker figures, or a
     varying hand-drum pattern; occasional silent bars. Returns (notes, tempo in bpm)."""
-    bpm = float(rng.uniform(76, 150))
+    bpm = float(rng.uniform(*variety.drum_bpm))
     step_s = 60.0 / bpm / 4.0
     swing = rng.uniform(0.0, 0.25) if rng.random() < 0.3 else 0.0
     style = str(rng.choice(["rock", "four", "halftime", "jazz", "break"]))
@@ -230,18 +261,21 @@ def _percussion_step(
     return [(p, 1.0 if j % 4 == 0 else 0.75) for j, p in pattern if j == k]
 
 
-def compose(instrument: Instrument, seconds: float, seed: int) -> Performance:
+def compose(instrument: Instrument, seconds: float, seed: int,
+            variety: Variety = V1) -> Performance:
     """A random part for `instrument` lasting about `seconds` seconds.
 
-    Same (instrument, seconds, seed) -> same Performance. The program (or drum kit) is
-    drawn from the instrument's list too, so the seed fixes the timbre choice as well.
+    Same (instrument, seconds, seed, variety) -> same Performance. The program (or drum
+    kit) is drawn too, so the seed fixes the timbre choice as well: from the instrument's
+    original programs under V1, from all the GM programs that fit it otherwise.
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6D656C6F]))
-    program = int(rng.choice(instrument.programs))
+    programs = instrument.programs if variety == V1 else instrument.all_programs
+    program = int(rng.choice(programs))
     if instrument.percussive:
-        notes, bpm = _percussion(instrument, rng, seconds)
+        notes, bpm = _percussion(instrument, rng, seconds, variety)
     else:
-        notes, bpm = _melodic(instrument, rng, seconds, program)
+        notes, bpm = _melodic(instrument, rng, seconds, program, variety)
     lo, hi = (0, 127) if instrument.percussive else instrument.range_for(program)
     notes = [n for n in notes if lo - 12 <= n.pitch <= hi]
     return Performance(program, instrument.channel, clean_notes(notes, seconds), round(bpm, 2))

@@ -47,6 +47,9 @@ class Instrument:
     style: which composer writes its parts ('melodic', 'drumkit', 'shaker', 'hand_drum').
     polyphonic: may play chords.
     sustained: can hold long notes (bowed/blown/bellows), which changes the rhythms.
+    more_programs: further GM programs that fit the picture (viola and fiddle for the
+        violin, ...), drawn by the broad world only (`compose.WIDE`).
+    double_stops: may sound two strings at once (broad world only).
     """
 
     name: str
@@ -58,6 +61,12 @@ class Instrument:
     style: str = "melodic"
     polyphonic: bool = False
     sustained: bool = False
+    more_programs: tuple[int, ...] = ()
+    double_stops: bool = False
+
+    @property
+    def all_programs(self) -> tuple[int, ...]:
+        return self.programs + self.more_programs
 
     @property
     def percussive(self) -> bool:
@@ -74,30 +83,36 @@ class Instrument:
 
 def _registry() -> dict[str, Instrument]:
     items = [
-        Instrument("violin", 0x1F3BB, (40,), (55, 88), sustained=True),
-        Instrument("trumpet", 0x1F3BA, (56,), (54, 82), sustained=True),
+        Instrument("violin", 0x1F3BB, (40,), (55, 88), program_ranges={41: (48, 81), 110: (55, 88)},
+                   sustained=True, more_programs=(41, 110), double_stops=True),
+        Instrument("trumpet", 0x1F3BA, (56,), (54, 82), sustained=True, more_programs=(59,)),
         Instrument(
             "saxophone", 0x1F3B7, (64, 65, 66, 67), (49, 81),
             program_ranges={64: (56, 87), 65: (49, 81), 66: (44, 76), 67: (36, 69)},
             sustained=True,
         ),
-        Instrument("guitar", 0x1F3B8, (24, 25), (40, 81), polyphonic=True),
-        Instrument("piano", 0x1F3B9, (0, 1, 2), (33, 96), polyphonic=True),
-        Instrument("accordion", 0x1FA97, (21,), (48, 84), polyphonic=True, sustained=True),
+        Instrument("guitar", 0x1F3B8, (24, 25), (40, 81), polyphonic=True, more_programs=(26, 27)),
+        Instrument("piano", 0x1F3B9, (0, 1, 2), (33, 96), polyphonic=True, more_programs=(3, 4, 5)),
+        Instrument("accordion", 0x1FA97, (21,), (48, 84), polyphonic=True, sustained=True,
+                   more_programs=(23,)),
         Instrument("banjo", 0x1FA95, (105,), (50, 81), polyphonic=True),
-        Instrument("flute", 0x1FA88, (73,), (60, 93), sustained=True),
+        Instrument("flute", 0x1FA88, (73,), (60, 93), program_ranges={72: (74, 102), 74: (60, 91)},
+                   sustained=True, more_programs=(72, 74, 75)),
         Instrument("horn", 0x1F4EF, (60,), (41, 74), sustained=True),
-        Instrument("bell", 0x1F514, (14,), (60, 79)),
-        # Drum kits of bank 128: standard, room, power, jazz, brush.
+        Instrument("bell", 0x1F514, (14,), (60, 79), program_ranges={9: (72, 96), 112: (72, 96)},
+                   more_programs=(9, 112)),
+        # Drum kits of bank 128: standard, room, power, jazz, brush (+ electronic, 808, orchestra).
         Instrument(
             "drum", 0x1F941, (0, 8, 16, 32, 40), style="drumkit",
             drum_notes=(35, 36, 38, 40, 37, 42, 44, 46, 41, 43, 45, 47, 48, 50, 49),
+            more_programs=(24, 25, 48),
         ),
-        Instrument("maracas", 0x1FA87, (0, 8, 32), style="shaker", drum_notes=(70,)),
+        Instrument("maracas", 0x1FA87, (0, 8, 32), style="shaker", drum_notes=(70,),
+                   more_programs=(16, 40)),
         # Congas and bongos: the closest GM sounds to a long hand drum.
         Instrument(
             "long_drum", 0x1FA98, (0, 8, 32), style="hand_drum",
-            drum_notes=(60, 61, 62, 63, 64),
+            drum_notes=(60, 61, 62, 63, 64), more_programs=(16, 40, 48),
         ),
     ]
     return {inst.name: inst for inst in items}

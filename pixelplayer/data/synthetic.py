@@ -3,6 +3,12 @@
 Layout under `root`:
     root/solos/manifest.json                       seed, seconds, rate and one entry per clip
     root/solos/<split>/<instrument>/<index>.flac   mono FLAC PCM_16, `seconds` long
+    root/solos/<split>/<soundfont>/<instrument>/<index>.flac   the same, broad world
+
+Two worlds share this layout. The original one (no `soundfonts`) renders with FluidSynth
+and FluidR3 through `render_audio`; the broad one (`soundfonts=[...]`, names from
+`assets.SOUNDFONTS` with the TRAIN role) renders every soundfont with tinysoundfont,
+gestures and effects through `world_audio`, from the wider composer (`compose.WIDE`).
 
 Every clip is a pure function of (seed, split, instrument, index, seconds): its melody
 seed fixes the music, its clip seed fixes the room and the picture's look. Melody seeds
@@ -21,7 +27,8 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
-from .compose import compose
+from .assets import TRAIN, get_soundfont
+from .compose import V1, WIDE, compose
 from .instruments import SAMPLE_RATE, check_dependencies, get_instrument, instrument_names
 from .render_audio import ClipRequest, render_clip
 
@@ -49,10 +56,12 @@ class SoloClip:
     gain: float = 1.0
     melody_hash: str = ""
     program: int = -1
+    soundfont: str = ""  # broad world: the soundfont's name; "" for the original world
 
     @property
     def clip_id(self) -> str:
-        return f"{self.split}/{self.instrument}/{self.index:04d}"
+        font = f"{self.soundfont}/" if self.soundfont else ""
+        return f"{self.split}/{font}{self.instrument}/{self.index:04d}"
 
     @property
     def path(self) -> str:
@@ -88,30 +97,48 @@ def clip_seeds(seed: int, split: str, instrument: str, index: int, attempt: int 
     return clip_seed, melody
 
 
+def check_training_soundfonts(soundfonts: Sequence[str]) -> None:
+    """ValueError unless every name is a soundfont with the TRAIN role."""
+    for name in soundfonts:
+        if get_soundfont(name).role != TRAIN:
+            raise ValueError(f"soundfont {name!r} is not a training soundfont "
+                             f"(role {get_soundfont(name).role}): the solo cache trains models")
+
+
 def plan_solos(
     n_per_instrument: Mapping[str, int], seconds: float = 8.0, seed: int = 0,
-    instruments: Sequence[str] | None = None,
+    instruments: Sequence[str] | None = None, soundfonts: Sequence[str] | None = None,
 ) -> list[SoloClip]:
     """The clips a cache with these settings holds (nothing rendered).
 
-    n_per_instrument maps split -> clips per instrument. Val/test melodies whose
-    fingerprint matches a train melody of the same instrument are re-drawn.
+    n_per_instrument maps split -> clips per instrument (per soundfont that renders it, in
+    the broad world). Val/test melodies whose fingerprint matches a train melody of the
+    same instrument are re-drawn.
     """
     names = list(instruments) if instruments else instrument_names()
+    fonts = list(soundfonts or [""])
+    if soundfonts:
+        check_training_soundfonts(fonts)
+    variety = WIDE if soundfonts else V1
     clips: list[SoloClip] = []
     for name in names:
         inst = get_instrument(name)
         seen: set[str] = set()
         for split in SPLITS:  # train first, so later splits can avoid its melodies
-            for index in range(int(n_per_instrument.get(split, 0))):
-                for attempt in range(100):
-                    clip_seed, melody_seed = clip_seeds(seed, split, name, index, attempt)
-                    perf = compose(inst, seconds, melody_seed)
-                    if perf.fingerprint() not in seen:
-                        break
-                seen.add(perf.fingerprint())
-                clips.append(SoloClip(split, name, index, clip_seed, melody_seed, float(seconds),
-                                      melody_hash=perf.fingerprint(), program=perf.program))
+            for font in fonts:
+                if font and not get_soundfont(font).renders(name):
+                    continue
+                key = f"{font}/{name}" if font else name
+                for index in range(int(n_per_instrument.get(split, 0))):
+                    for attempt in range(100):
+                        clip_seed, melody_seed = clip_seeds(seed, split, key, index, attempt)
+                        perf = compose(inst, seconds, melody_seed, variety)
+                        if perf.fingerprint() not in seen:
+                            break
+                    seen.add(perf.fingerprint())
+                    clips.append(SoloClip(split, name, index, clip_seed, melody_seed, float(seconds),
+                                          melody_hash=perf.fingerprint(), program=perf.program,
+                                          soundfont=font))
     return clips
 
 
@@ -131,7 +158,13 @@ def worker_pool(workers: int):
 def _render_and_store(args: tuple[SoloClip, str]) -> SoloClip:
     """Worker: render one clip and write its FLAC atomically; returns it with gain set."""
     clip, solos_dir = args
-    audio, perf, _ = render_clip(ClipRequest(clip.instrument, clip.melody_seed, clip.seed), clip.seconds, clip.sr)
+    if clip.soundfont:
+        from .world_audio import WorldClipRequest, render_world_clip
+
+        request = WorldClipRequest(clip.instrument, clip.soundfont, clip.melody_seed, clip.seed)
+        audio, perf = render_world_clip(request, clip.seconds, clip.sr)
+    else:
+        audio, perf, _ = render_clip(ClipRequest(clip.instrument, clip.melody_seed, clip.seed), clip.seconds, clip.sr)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     store = 10.0 ** (STORE_PEAK_DB / 20.0)
     gain = peak / store if peak > 0 else 1.0
@@ -165,8 +198,8 @@ def _cached(solos_dir: str, header: dict, plan: list[SoloClip]) -> dict[str, Sol
     old = _read_manifest(solos_dir)
     if not old:
         return {}
-    for key in ("seed", "seconds", "sr"):
-        if old.get(key) != header[key]:
+    for key in ("seed", "seconds", "sr", "soundfonts"):
+        if old.get(key) != header.get(key):
             raise ValueError(
                 f"{solos_dir} holds clips made with {key}={old.get(key)}, not {header[key]}: use another --root"
             )
@@ -182,15 +215,22 @@ def _cached(solos_dir: str, header: dict, plan: list[SoloClip]) -> dict[str, Sol
 def generate_solos(
     root: str, n_per_instrument: Mapping[str, int] | None = None, seconds: float = 8.0, seed: int = 0,
     workers: int = 2, progress: bool = True, instruments: Sequence[str] | None = None,
+    soundfonts: Sequence[str] | None = None,
 ) -> "SyntheticSolos":
     """Render (or reuse) the solo cache under root/solos and return it for reading.
 
     n_per_instrument: split -> clips per instrument (default 48/8/8 for train/val/test).
-    seconds: clip length in seconds. Idempotent: clips already in the cache with the
-    same seeds are kept; clips from earlier runs beyond the requested counts stay too.
-    Raises MissingDependencyError if FluidSynth or the soundfont is missing.
+    seconds: clip length in seconds. soundfonts: training soundfont names for the broad
+    world (None: the original FluidSynth world). Idempotent: clips already in the cache
+    with the same seeds are kept; clips from earlier runs beyond the requested counts stay.
+    Raises MissingDependencyError if FluidSynth or a soundfont is missing.
     """
-    check_dependencies(audio=True, pictures=False)
+    if soundfonts:
+        check_training_soundfonts(soundfonts)
+        for name in soundfonts:
+            get_soundfont(name).path()
+    else:
+        check_dependencies(audio=True, pictures=False)
     counts = dict(DEFAULT_COUNTS if n_per_instrument is None else n_per_instrument)
     unknown = set(counts) - set(SPLITS)
     if unknown:
@@ -199,7 +239,9 @@ def generate_solos(
     os.makedirs(solos_dir, exist_ok=True)
     header = {"version": FORMAT_VERSION, "seed": int(seed), "seconds": float(seconds), "sr": SAMPLE_RATE,
               "store_peak_db": STORE_PEAK_DB}
-    plan = plan_solos(counts, seconds, seed, instruments)
+    if soundfonts:
+        header["soundfonts"] = sorted(soundfonts)
+    plan = plan_solos(counts, seconds, seed, instruments, soundfonts)
     done = _cached(solos_dir, header, plan)
     todo = [c for c in plan if c.clip_id not in done]
     if todo:

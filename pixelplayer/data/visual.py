@@ -8,6 +8,7 @@ are (W, H) in pixels; boxes are (x0, y0, x1, y1) in pixels.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ import cv2
 import numpy as np
 
 from .backgrounds import BackgroundStyle, noise_field
-from .instruments import SAMPLE_RATE, emoji_rgba
+from .instruments import SAMPLE_RATE, get_instrument
+from .sprites import restyle, sprite
 
 ENVELOPE_HOP = 128  # samples (11.6 ms at 11025 Hz): finer than any frame rate used
 FLOOR_DB = -40.0  # loudness (re clip peak) shown as "no motion"
@@ -118,7 +120,9 @@ class PlayerStyle:
 @dataclass(frozen=True)
 class FrameStyle:
     """Whole-frame look: background, brightness/contrast, flicker, sensor noise std
-    (0-255 units), blur sigma (fraction of the shorter side), JPEG quality (0 = none)."""
+    (0-255 units), blur sigma (fraction of the shorter side), JPEG quality (0 = none);
+    white_balance: per-channel RGB gains; perspective: the four corners' offsets (x, y
+    pairs, fractions of the frame) of a slight camera tilt, () for none."""
 
     background: BackgroundStyle
     brightness: float
@@ -129,6 +133,8 @@ class FrameStyle:
     blur: float
     jpeg: int
     seed: int
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    perspective: tuple[float, ...] = ()
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "FrameStyle":
@@ -149,16 +155,28 @@ def style_rng(seed: int, salt: int) -> np.random.Generator:
 
 class Player:
     """An instrument picture inside `region` (x0, y0, x1, y1 as fractions of the frame),
-    moving with `envelope`. Its look comes from `seed` (the clip seed)."""
+    moving with `envelope`. Its look comes from `seed` (the clip seed).
+
+    picture: (picture set, codepoint) of `sprites.sprite`; default the instrument's Noto
+    emoji. look: a `sprites.LOOKS` variant (training augmentation). centred: rest at the
+    region's centre (the region may then reach outside the frame) instead of a random
+    place inside it. A silent distractor is a Player with no envelope (and `instrument`
+    naming what it shows).
+    """
 
     def __init__(self, instrument: str, seed: int, envelope: Envelope | None = None,
-                 region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)):
+                 region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+                 picture: tuple[str, int] | None = None, look: str = "plain", centred: bool = False):
         self.instrument, self.seed, self.region = instrument, int(seed), tuple(region)
         self.envelope = envelope if envelope is not None else Envelope.silent()
         self.style = PlayerStyle.random(style_rng(seed, 0x706C6179))
+        if centred:
+            self.style = dataclasses.replace(self.style, pos=(0.5, 0.5), size_frac=1.0)
+        self.picture = picture or ("noto", get_instrument(instrument).emoji)
         st = self.style
-        self.sprite = _styled_sprite(instrument, st.flip, st.hue_shift, st.saturation, st.value)
-        self.radius, self.outline = _sprite_geometry(instrument, st.flip)
+        self.sprite = _styled_sprite(self.picture, look, st.flip, st.hue_shift, st.saturation,
+                                     st.value)
+        self.radius, self.outline = _sprite_geometry(self.picture, st.flip)
 
     def geometry(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
         """(centre x, centre y, rest radius, max radius) in pixels for frame size (W, H);
@@ -202,28 +220,38 @@ class Player:
         return np.array([max(0.0, lo[0]), max(0.0, lo[1]), min(size[0], hi[0]), min(size[1], hi[1])])
 
 
-@functools.lru_cache(maxsize=64)
-def _sprite_geometry(instrument: str, flip: bool) -> tuple[float, np.ndarray]:
+def _picture(picture: tuple[str, int]) -> np.ndarray:
+    rgba = sprite(*picture)
+    if rgba is None:
+        raise ValueError(f"picture set {picture[0]!r} has no picture U+{picture[1]:X}")
+    return rgba
+
+
+@functools.lru_cache(maxsize=1024)
+def _sprite_geometry(picture: tuple[str, int], flip: bool) -> tuple[float, np.ndarray]:
     """(radius, outline) of the visible part of a sprite, in sprite pixels about its
     centre: the radius covers every rotation; the outline (k, 2) is the convex hull of the
-    visible pixels' corners, for tight per-frame boxes."""
-    alpha = emoji_rgba(instrument)[..., 3] > 8
+    visible pixels' corners (the hull of the pixel centres' hull, grown by the four
+    half-pixel corners: the same polygon, far fewer points), for tight per-frame boxes."""
+    alpha = _picture(picture)[..., 3] > 8
     if flip:
         alpha = alpha[:, ::-1]
     ys, xs = np.nonzero(alpha)
     cy, cx = (alpha.shape[0] - 1) / 2, (alpha.shape[1] - 1) / 2
     radius = float(np.sqrt(((xs - cx) ** 2 + (ys - cy) ** 2).max())) + 1.0
-    corners = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)])
+    centres = cv2.convexHull(np.stack([xs, ys], 1).astype(np.float32)).reshape(-1, 2)
+    corners = np.concatenate([centres + [dx, dy] for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)])
     hull = cv2.convexHull(corners.astype(np.float32)).reshape(-1, 2).astype(np.float64) - [cx, cy]
     hull.setflags(write=False)
     return radius, hull
 
 
 @functools.lru_cache(maxsize=256)
-def _styled_sprite(instrument: str, flip: bool, hue_shift: float, saturation: float, value: float) -> np.ndarray:
-    """Colour-jittered, optionally mirrored copy of the instrument's RGBA sprite (uint8,
-    (128, 136, 4)); cached because players are rebuilt for every training item."""
-    rgba = emoji_rgba(instrument)
+def _styled_sprite(picture: tuple[str, int], look: str, flip: bool, hue_shift: float,
+                   saturation: float, value: float) -> np.ndarray:
+    """Re-styled (`look`), colour-jittered, optionally mirrored copy of a picture (uint8
+    RGBA); cached because players are rebuilt for every training item."""
+    rgba = restyle(_picture(picture), look, (hue_shift + 6.0) / 12.0)
     hsv = cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_RGB2HSV).astype(np.float32)
     hsv[..., 0] = (hsv[..., 0] + hue_shift) % 180.0
     hsv[..., 1] = np.clip(hsv[..., 1] * saturation, 0, 255)
@@ -236,10 +264,14 @@ def _styled_sprite(instrument: str, flip: bool, hue_shift: float, saturation: fl
 
 class FrameRenderer:
     """Draws players over a background. `seed` fixes the frame style (background,
-    lighting, noise, blur, JPEG); each player's look comes from its own seed."""
+    lighting, noise, blur, JPEG); each player's look comes from its own seed.
+    `extras` (silent distractors) are drawn first, behind the players, and are not
+    players: boxes() and centres() list the players only."""
 
-    def __init__(self, players: Sequence[Player], seed: int, style: FrameStyle | None = None):
+    def __init__(self, players: Sequence[Player], seed: int, style: FrameStyle | None = None,
+                 extras: Sequence[Player] = ()):
         self.players = list(players)
+        self.extras = list(extras)
         self.seed = int(seed)
         self.style = style if style is not None else FrameStyle.random(style_rng(seed, 0x6672616D))
         self._cache: OrderedDict[tuple[int, int], dict] = OrderedDict()
@@ -256,7 +288,7 @@ class FrameRenderer:
         w, h = size
         noise = noise_field(h + 32, w + 32) if st.noise > 0 else None
         sprites = []
-        for p in self.players:
+        for p in self.extras + self.players:
             _, _, rest, _ = p.geometry(size)
             s0 = rest / p.radius
             sh, sw = p.sprite.shape[:2]
@@ -280,8 +312,10 @@ class FrameRenderer:
         prep = self._prepared(size)
         st = self.style
         img = prep["bg"].copy()
-        for player, sprite in zip(self.players, prep["sprites"]):
+        for player, sprite in zip(self.extras + self.players, prep["sprites"]):
             _blend_player(img, player, sprite, t, size)
+        if st.white_balance != (1.0, 1.0, 1.0):
+            img *= np.asarray(st.white_balance, np.float32)
         flick = 1.0 + st.flicker * np.sin(2.0 * np.pi * st.flicker_freq * t + st.seed % 7)
         if prep["noise"] is not None:
             code = (int(round(t * 1000.0)) * 2654435761 + st.seed) & 0xFFFFFFFF
@@ -293,6 +327,8 @@ class FrameRenderer:
             img *= np.float32(flick)
         if st.blur > 0:
             img = cv2.GaussianBlur(img, (0, 0), st.blur * min(size))
+        if st.perspective:
+            img = _tilt(img, st.perspective)
         np.clip(img, 0.0, 255.0, out=img)
         out = img.astype(np.uint8)  # the background carries +0.5, so this rounds
         if st.jpeg:
@@ -329,6 +365,15 @@ class FrameRenderer:
     def centres(self, size: tuple[int, int]) -> np.ndarray:
         """float (n_players, 2): each picture's resting centre (x, y) in pixels."""
         return np.array([p.geometry(size)[:2] for p in self.players], np.float64).reshape(-1, 2)
+
+
+def _tilt(img: np.ndarray, offsets: tuple[float, ...]) -> np.ndarray:
+    """The frame seen by a slightly tilted camera: its corners moved by `offsets`."""
+    h, w = img.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = src + np.float32(offsets).reshape(4, 2) * np.float32([w, h])
+    m = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def _blend_player(img: np.ndarray, player: Player, sprite: tuple, t: float, size: tuple[int, int]) -> None:

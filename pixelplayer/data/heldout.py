@@ -1,0 +1,80 @@
+"""Test scenes in the layout of a user's duet: held-out ones, and their in-distribution twins.
+
+Held-out scenes are made only of reserved assets: sounds from the held-out soundfonts
+(TimGM6mb, Merlin), pictures from the held-out emoji sets (Apple, Microsoft Fluent) over
+held-out backgrounds, so no part of a scene was seen in training, validation or model
+selection. The melodies come from the same composer as training (with seeds of their
+own): what is held out is how instruments sound and look, which is what a user's camera
+and microphone change. `world_test_scene` builds the same layout from a broad-world
+cache's test split and the training pictures: the in-distribution figure beside it.
+Players stand apart at 15-45% of the short side with up to two silent distractors; their
+levels span +-10 dB.
+
+Only `pixelplayer.eval` (pixelplayer-eval --heldout / --world) builds these.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .assets import HELDOUT, TRAIN, soundfonts
+from .instruments import instrument_names
+from .scenes import Scene
+from .synthetic import SyntheticSolos
+from .visual import Envelope
+from .world_audio import WorldClipRequest, render_world_clip
+from .world_visual import SceneLook, world_renderer
+
+HELDOUT_SALT = 0x48454C44  # keeps held-out seeds apart from every training seed
+LEVEL_SPAN_DB = 10.0  # players' levels differ by up to this much
+DEFAULT_SIZE = (640, 480)
+SR = 11025
+
+
+def _scene(rng: np.random.Generator, chosen: list[str], sources: list[np.ndarray], ids: list[str],
+           look: SceneLook, size: tuple[int, int], seed: int) -> Scene:
+    """Levels spread over +-LEVEL_SPAN_DB/2 (equal RMS first), mixture peak 0.9, laid out."""
+    n = min(s.size for s in sources)
+    gains_db = rng.uniform(-LEVEL_SPAN_DB / 2, LEVEL_SPAN_DB / 2, size=len(sources))
+    stack = np.stack([s[:n].astype(np.float64) / (np.sqrt(np.mean(s[:n] ** 2)) + 1e-9) * 10 ** (g / 20)
+                      for s, g in zip(sources, gains_db)])
+    stack = (stack * 0.9 / max(np.max(np.abs(stack.sum(0))), 1e-9)).astype(np.float32)
+    players = [(inst, int(rng.integers(0, 2**31)), Envelope.from_audio(src, SR))
+               for inst, src in zip(chosen, stack)]
+    renderer = world_renderer(rng, players, look, size)
+    return Scene(instruments=chosen, clip_ids=ids, sources=stack, mixture=stack.sum(0, dtype=np.float32),
+                 sr=SR, size=tuple(size), seed=int(seed), regions=[p.region for p in renderer.players],
+                 renderer=renderer)
+
+
+def heldout_scene(seed: int, n_players: int = 2, size: tuple[int, int] = DEFAULT_SIZE,
+                  seconds: float = 8.0) -> Scene:
+    """Scene `seed` of the held-out set: n_players distinct instruments, each from a random
+    held-out soundfont, in a (W, H) frame. Deterministic in its arguments."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), n_players, HELDOUT_SALT]))
+    fonts = [f.name for f in soundfonts(HELDOUT)]
+    names = instrument_names()
+    chosen = [names[i] for i in rng.permutation(len(names))[:n_players]]
+    sources, ids = [], []
+    for inst in chosen:
+        font = fonts[int(rng.integers(len(fonts)))]
+        request = WorldClipRequest(inst, font, int(rng.integers(0, 2**62)), int(rng.integers(0, 2**62)))
+        sources.append(render_world_clip(request, seconds)[0])
+        ids.append(f"heldout/{font}/{inst}/{seed}")
+    return _scene(rng, chosen, sources, ids, SceneLook.evaluation(HELDOUT), size, seed)
+
+
+def world_test_scene(solos: SyntheticSolos, seed: int, n_players: int = 2,
+                     size: tuple[int, int] = DEFAULT_SIZE, split: str = "test") -> Scene:
+    """The held-out layout from a broad-world cache's `split` and the training pictures."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), n_players, 0x574F524C]))
+    pool = [c for c in solos.clips if c.split == split]
+    by_name: dict[str, list] = {}
+    for c in pool:
+        by_name.setdefault(c.instrument, []).append(c)
+    if len(by_name) < n_players:
+        raise ValueError(f"split {split!r} of {solos.root} has {len(by_name)} instruments; need {n_players}")
+    names = sorted(by_name)
+    chosen = [names[i] for i in rng.permutation(len(names))[:n_players]]
+    clips = [by_name[n][int(rng.integers(len(by_name[n])))] for n in chosen]
+    sources = [solos.load_audio(c) for c in clips]
+    return _scene(rng, chosen, sources, [c.clip_id for c in clips], SceneLook.evaluation(TRAIN), size, seed)

@@ -1,0 +1,66 @@
+"""Streaming SDR measured through the real live app, as a user runs it.
+
+Each scene is written to disk (video.mp4 + mixture.wav, `scenes.write_scene`) and
+`realtime-sep --camera video.mp4 --mic mixture.wav --headless --no-pace --select X,Y
+--out isolated.wav` runs once per player in a subprocess: file camera, file microphone,
+the app's default engine and streaming settings. Its WAV (already aligned by the app) is
+scored against the player's source with single-source SDR from SKIP_S on (before, the app
+plays the mixture until the first picture is seen and the click is made), beside the
+offline estimate on the same span. The app is run, not imported: this package sits below
+the realtime layer.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+from .metrics import sdr
+
+SKIP_S = 1.0
+APP_TIMEOUT_S = 300
+
+
+class AppRunError(RuntimeError):
+    """realtime-sep failed on a scene; the message holds its last stderr line."""
+
+
+def run_app(video: str, audio: str, x: float, y: float, out: str, model: str = "default",
+            extra: tuple[str, ...] = ()) -> np.ndarray:
+    """Run realtime-sep on a file camera + file mic with `--select X,Y`; its isolated
+    sound, float32 `(S,)` at 11025 Hz."""
+    cmd = [sys.executable, "-m", "realtime.cli", "--camera", video, "--mic", audio, "--headless",
+           "--no-pace", "--speaker", "none", f"--select={x:.1f},{y:.1f}", "--out", out,
+           "--model", model, "--log-every", "0", *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=APP_TIMEOUT_S)
+    if proc.returncode != 0 or not os.path.isfile(out):
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise AppRunError(f"realtime-sep exited {proc.returncode}: {lines[-1] if lines else 'no output'}")
+    data, rate = sf.read(out, dtype="float32", always_2d=True)
+    if rate != 11025:
+        raise AppRunError(f"realtime-sep wrote {rate} Hz, expected 11025")
+    return data.mean(axis=1)
+
+
+def stream_scene(scene, offline: np.ndarray, model: str = "default", workdir: str | None = None) -> dict:
+    """Per-player streaming and offline SDR (dB) of one scene from SKIP_S on.
+
+    offline: the offline estimates `(P, S)` of the same clicks (e.g. evaluate_scene's)."""
+    from .data.scenes import write_scene
+
+    with tempfile.TemporaryDirectory(prefix="pp_stream_", dir=workdir) as tmp:
+        write_scene(scene, tmp, mux_audio=False)
+        video, mix = os.path.join(tmp, "video.mp4"), os.path.join(tmp, "mixture.wav")
+        skip = int(SKIP_S * scene.sr)
+        stream_sdr, offline_sdr = [], []
+        for p, (x, y) in enumerate(scene.centres):
+            got = run_app(video, mix, x, y, os.path.join(tmp, f"isolated_{p}.wav"), model)
+            n = min(got.size, scene.sources.shape[1])
+            ref = scene.sources[p, skip:n][None]
+            stream_sdr.append(float(sdr(ref, got[skip:n][None])[0]))
+            offline_sdr.append(float(sdr(ref, offline[p, skip:n][None])[0]))
+    return {"stream_sdr": stream_sdr, "offline_sdr": offline_sdr}
