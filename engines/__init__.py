@@ -1,33 +1,38 @@
 """Inference engines for the two fused PixelPlayer graphs, and `load()` which picks one.
 
-    engine = engines.load("auto", model_or_artifact, EngineSpec(hop_frames=8), device="auto")
+    engine = engines.load("auto", model_or_artifact, EngineSpec(), device="auto")
     feats = engine.vision(frames_uint8)                       # (B, K, 14, 14)
     frames_out, heat = engine.separate(audio, select_cells(feats, cells), feats)
 
 Order tried by "auto": TensorRT plan > onnxruntime GPU > torch CUDA > onnxruntime CPU >
-torch CPU (onnxruntime CPU measured 1.4-1.9x faster than torch eager for `separate` with
-2 threads, and far more robust when the CPU is oversubscribed; see
-benchmarks/bench_engines.py). Each candidate is built and warmed up; a failure logs one
-line and the next one is tried.
+torch CPU (onnxruntime CPU runs `separate` faster than torch eager with 2 threads and is
+far more robust when the CPU is oversubscribed: docs/BENCHMARKS.md). Each candidate is
+built and warmed up; under "auto" a failure is recorded and the next one tried. A named
+kind ("onnx", "torch", "tensorrt") is tried alone, on each device the `device` argument
+allows, and fails with EngineUnavailable when it cannot run: an explicit choice is never
+replaced by another engine.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from .base import Engine, EngineSpec, EngineUnavailable, Missing
+from . import artifacts
+from .base import (STREAM_FIELDS, Engine, EngineSpec, EngineUnavailable, Missing, SpecMismatch,
+                   check_compatible)
 from .graphs import (SeparateGraph, VisionGraph, context_samples, overlap_add_frames,
                      select_cells, separate_offline)
 
 log = logging.getLogger("engines")
 
-__all__ = ["Engine", "EngineSpec", "EngineUnavailable", "Missing", "SeparateGraph",
-           "VisionGraph", "context_samples", "load", "overlap_add_frames", "select_cells",
-           "separate_offline"]
+__all__ = ["Engine", "EngineSpec", "EngineUnavailable", "Missing", "STREAM_FIELDS",
+           "SeparateGraph", "SpecMismatch", "VisionGraph", "check_compatible", "context_samples",
+           "load", "overlap_add_frames", "select_cells", "separate_offline"]
 
 KINDS = ("auto", "tensorrt", "onnx", "torch")
 ORDER = (("tensorrt", "cuda"), ("onnx", "cuda"), ("torch", "cuda"), ("onnx", "cpu"),
          ("torch", "cpu"))
+LABELS = {"onnx": "onnxruntime", "torch": "torch", "tensorrt": "tensorrt"}
 
 
 class _Source:
@@ -51,9 +56,9 @@ class _Source:
         if self._model is None:
             import pixelplayer
 
-            path = self.artifact / "model.safetensors"
+            path = self.artifact / artifacts.CHECKPOINT
             if not path.is_file():
-                raise Missing(f"{self.artifact} holds no model.safetensors for PyTorch")
+                raise Missing(f"{self.artifact} holds no {artifacts.CHECKPOINT} for PyTorch")
             self._model = pixelplayer.load(path)
         return self._model
 
@@ -61,11 +66,11 @@ class _Source:
 def _candidates(kind: str, device: str) -> list[tuple[str, str]]:
     if kind not in KINDS:
         raise ValueError(f"engine kind must be one of {KINDS} (got {kind!r})")
-    order = list(ORDER)
-    if kind != "auto":
-        order = [c for c in order if c[0] == kind] + [c for c in order if c[0] != kind]
+    order = [c for c in ORDER if kind == "auto" or c[0] == kind]
     if device == "cpu":
         order = [c for c in order if c[1] == "cpu"]
+    elif device.startswith("cuda"):
+        order = [c for c in order if c[1] == "cuda"]
     return order
 
 
@@ -86,6 +91,8 @@ def _cuda_visible() -> bool:
 
 
 def _build(backend: str, device: str, src: _Source, spec: EngineSpec, threads, cache_dir):
+    if src.artifact is not None:  # graphs of another contract are refused, whatever the kind
+        check_compatible(artifacts.read_spec(src.artifact), spec, f"the engines in {src.artifact}")
     if backend == "tensorrt":
         from .tensorrt_engine import TensorRTEngine
 
@@ -105,25 +112,16 @@ def _build(backend: str, device: str, src: _Source, spec: EngineSpec, threads, c
 
 
 def _onnx_models(src: _Source, spec: EngineSpec, cache_dir) -> dict:
-    """ONNX graphs from an export directory (checked against spec) or exported on the fly."""
-    from export import onnx_export
-
+    """ONNX graphs of an export directory, or of the model, exported on the fly (cached)."""
     if src.artifact is not None:
-        try:
-            manifest = onnx_export.read_manifest(src.artifact)
-        except onnx_export.ExportError as exc:
-            raise EngineUnavailable(str(exc)) from None
-        built = EngineSpec.from_dict(manifest.get("spec", {}))
-        for field in ("context_frames", "hop_frames", "lookahead", "image_size", "mirror"):
-            if getattr(built, field) != getattr(spec, field):
-                raise EngineUnavailable(f"ONNX graphs were exported for {field}="
-                                        f"{getattr(built, field)}, spec wants "
-                                        f"{getattr(spec, field)}")
-        return {n: src.artifact / f for n, f in onnx_export.GRAPH_FILES.items()}
-    return onnx_export.cached_onnx(src.model(), spec, cache_dir=cache_dir)
+        return artifacts.graph_paths(src.artifact)
+    from .onnx_convert import cached_onnx
+
+    return cached_onnx(src.model(), spec, cache_dir=cache_dir)
 
 
-def _one_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a log or the user: its message's first line."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -132,37 +130,38 @@ def load(kind: str = "auto", source=None, spec: EngineSpec | None = None,
          device: str = "auto", threads: int | None = None, cache_dir=None) -> Engine:
     """Build the fastest engine that actually works here.
 
-    kind: "auto", "tensorrt", "onnx" or "torch" (the requested kind is tried first, then the
-      rest of the auto order as fallback). source: a PixelPlayer, a checkpoint spec
-      ("default" or a path) or an `export-engine` output directory. device: "auto", "cuda"
-      or "cpu". threads: CPU threads for torch / onnxruntime (None: library default).
-    Returns a warmed-up Engine; `engine.load_report` lists what was skipped and why.
-    Raises EngineUnavailable when nothing works, pixelplayer.CheckpointError for a bad
-    checkpoint.
+    kind: "auto" (the first of the auto order that works) or one of "tensorrt", "onnx",
+      "torch" (that one only). source: a PixelPlayer, a checkpoint spec ("default" or a
+      path) or an `export-engine` output directory (whose spec must fit `spec`).
+      device: "auto", "cuda[:N]" or "cpu". threads: CPU threads for torch / onnxruntime
+      (None: library default).
+    Returns a warmed-up Engine; `engine.load_report` lists what was tried and why it was
+    skipped. Raises EngineUnavailable when nothing asked for works (SpecMismatch when an
+    export directory was built for another streaming contract), pixelplayer.CheckpointError
+    for a bad checkpoint.
     """
     spec = spec or EngineSpec()
     src = _Source(source)
     gpu = device != "cpu" and (device.startswith("cuda") or _cuda_visible())
     report: list[str] = []
     for backend, dev in _candidates(kind, device):
-        label = f"{'onnxruntime' if backend == 'onnx' else backend}-{dev}"
+        label = f"{LABELS[backend]}-{dev}"
         if dev == "cuda" and not gpu:
             report.append(f"{label}: skipped (no CUDA device)")
-            log.info("engine %s skipped: no CUDA device", label)
             continue
         try:
             engine = _build(backend, device if dev == "cuda" and device != "auto" else dev,
                             src, spec, threads, cache_dir)
             engine.warmup()
-        except Exception as exc:  # every failure means: try the next backend
-            # Absent libraries/GPUs are expected skips, unless the caller asked for them.
-            quiet = isinstance(exc, Missing) and backend != kind
-            (log.info if quiet else log.warning)("engine %s unavailable: %s", label,
-                                                 _one_line(exc))
-            report.append(f"{label}: {_one_line(exc)}")
+        except SpecMismatch:
+            raise  # no other engine can serve these graphs either
+        except Exception as exc:  # every other failure means: try the next backend
+            (log.info if isinstance(exc, Missing) else log.warning)(
+                "engine %s unavailable: %s", label, first_line(exc))
+            report.append(f"{label}: {first_line(exc)}")
             continue
         engine.load_report = report + [f"{label}: picked"]
-        log.info("engine: picked %s (%s)", label,
-                 "; ".join(report) if report else "first choice")
+        log.info("engine: picked %s (%s)", label, "; ".join(report) if report else "first choice")
         return engine
-    raise EngineUnavailable("no engine works here: " + "; ".join(report))
+    what = "no engine works here" if kind == "auto" else f"engine {kind!r} cannot run here"
+    raise EngineUnavailable(f"{what}: " + "; ".join(report or ["no candidate for this device"]))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pixelplayer.config import FRAME_SIZE, HOP, N_FFT
+from pixelplayer.separation import vision_size
 
 VISION_INPUTS = ("frames",)
 VISION_OUTPUTS = ("pixel_feats",)
@@ -33,9 +34,32 @@ class Missing(EngineUnavailable):
     expected skip, logged at INFO by `engines.load("auto")` rather than as a warning."""
 
 
+class SpecMismatch(EngineUnavailable):
+    """Graphs built for one streaming contract were asked to serve another.
+
+    fields: [(name, built, wanted)] of the `STREAM_FIELDS` (and limits) that differ.
+    """
+
+    def __init__(self, what: str, fields: list[tuple[str, object, object]]):
+        self.fields = fields
+        diff = ", ".join(f"{n}={b} (wanted {w})" for n, b, w in fields)
+        super().__init__(f"{what} were built for {diff}")
+
+
+# What fixes the computation of the separate and vision graphs: engines built for one
+# value of these cannot serve another.
+STREAM_FIELDS = ("context_frames", "hop_frames", "lookahead", "image_size", "mirror",
+                 "max_image_side")
+# Capacities: an engine built for more serves fewer.
+LIMIT_FIELDS = ("max_pixels", "batch")
+
+
 @dataclass(frozen=True)
 class EngineSpec:
-    """Fixed shapes of the separate graph and the limits engines are built for.
+    """The streaming contract: fixed shapes of the separate graph and the limits engines
+    are built for. Its defaults are the live app's defaults (realtime-sep and
+    export-engine both start from them; docs/BENCHMARKS.md has the measurements behind
+    them): 3 s of context, 3 frames per step plus 1 of look-ahead, the context mirrored.
 
     context_frames C: STFT frames the U-Net sees per call (multiple of 2**audio_depth).
     hop_frames H: STFT frames produced per call (H * 256 samples of new audio).
@@ -51,8 +75,8 @@ class EngineSpec:
     """
 
     context_frames: int = 128
-    hop_frames: int = 8
-    lookahead: int = 0
+    hop_frames: int = 3
+    lookahead: int = 1
     max_pixels: int = 4
     batch: int = 1
     frames: int = 1
@@ -93,12 +117,16 @@ class EngineSpec:
         sideways, which the frame net never saw in training: on test duets (2:1) that cost
         2.0 dB of click SDR offline.
         """
-        if width < 1 or height < 1:
-            raise ValueError(f"picture size must be positive, got {width}x{height}")
-        short, cap = self.image_size, self.max_image_side
-        long_side = max(width, height) * short / min(width, height)
-        long_side = min(cap, max(short, int(round(long_side / 16.0)) * 16))
-        return (short, long_side) if width >= height else (long_side, short)
+        w, h = vision_size(width, height, self.image_size, self.max_image_side)
+        return h, w
+
+    def mismatch(self, other: "EngineSpec") -> list[tuple[str, object, object]]:
+        """[(field, self's value, other's value)] where graphs built for `self` cannot serve
+        `other`: a different STREAM_FIELDS value, or a smaller limit."""
+        out = [(f, getattr(self, f), getattr(other, f)) for f in STREAM_FIELDS
+               if getattr(self, f) != getattr(other, f)]
+        return out + [(f, getattr(self, f), getattr(other, f)) for f in LIMIT_FIELDS
+                      if getattr(self, f) < getattr(other, f)]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -107,6 +135,14 @@ class EngineSpec:
     def from_dict(cls, data: dict) -> "EngineSpec":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_compatible(built: EngineSpec, wanted: EngineSpec, what: str = "engines") -> None:
+    """The one check that graphs built for `built` can serve `wanted`: raises
+    SpecMismatch naming every field that differs (see `EngineSpec.mismatch`)."""
+    fields = built.mismatch(wanted)
+    if fields:
+        raise SpecMismatch(what, fields)
 
 
 def is_torch(x) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import profile_shapes
 from .base import Engine, EngineSpec, EngineUnavailable, Missing, is_torch
 
 log = logging.getLogger("engines.onnx")
@@ -28,8 +29,6 @@ def _import_ort():
 
 def _profile(spec: EngineSpec, k: int, graph: str) -> dict:
     """TensorRT-EP shape profiles (min/opt/max), the same ones the TensorRT plans use."""
-    from export.tensorrt_build import profile_shapes
-
     shapes = profile_shapes(spec, k)[graph]
 
     def fmt(which: int) -> str:
@@ -65,7 +64,7 @@ def make_session(model, device: str, spec: EngineSpec, k: int, graph: str,
                  threads: int = 0, cache_dir=None, spin: bool = False):
     """Create a session and verify it really runs on what `device` asks for."""
     ort = _import_ort()
-    from export.onnx_export import ort_session
+    from .onnx_convert import ort_session
 
     check_providers(device)
     available = set(ort.get_available_providers())

@@ -8,29 +8,13 @@ torch's current stream with `execute_async_v3`.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 
-from .base import Engine, EngineSpec, EngineUnavailable, Missing, is_torch
+from .artifacts import read_trt_metadata
+from .base import Engine, EngineSpec, EngineUnavailable, Missing, check_compatible, is_torch
 
 log = logging.getLogger("engines.tensorrt")
-METADATA = "tensorrt.json"
-SHAPE_FIELDS = ("context_frames", "hop_frames", "lookahead", "image_size", "mirror",
-                "max_image_side")
-
-
-def read_metadata(artifact_dir) -> dict:
-    """tensorrt.json of an artefact directory; EngineUnavailable if missing or corrupt."""
-    path = Path(artifact_dir) / METADATA
-    if not path.is_file():
-        raise Missing(f"no TensorRT plans in {artifact_dir} (missing {METADATA})")
-    try:
-        meta = json.loads(path.read_text())
-        _ = meta["tensorrt_version"], meta["compute_capability"], meta["plans"]["separate"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise EngineUnavailable(f"{path}: corrupt TensorRT metadata ({exc})") from None
-    return meta
 
 
 def check_compatibility(meta: dict, trt_version: str, capability, spec: EngineSpec) -> None:
@@ -43,15 +27,7 @@ def check_compatibility(meta: dict, trt_version: str, capability, spec: EngineSp
         raise EngineUnavailable(f"plans were built for compute capability "
                                 f"{built[0]}.{built[1]}, this GPU is "
                                 f"{capability[0]}.{capability[1]}; rebuild with export-engine")
-    plan_spec = meta.get("spec", {})
-    for field in SHAPE_FIELDS:
-        if field in plan_spec and plan_spec[field] != getattr(spec, field):
-            raise EngineUnavailable(f"plans were built for {field}={plan_spec[field]}, "
-                                    f"engine spec wants {getattr(spec, field)}")
-    for field in ("max_pixels", "batch"):
-        if field in plan_spec and plan_spec[field] < getattr(spec, field):
-            raise EngineUnavailable(f"plans allow {field} <= {plan_spec[field]}, "
-                                    f"engine spec wants {getattr(spec, field)}")
+    check_compatible(EngineSpec.from_dict(meta.get("spec", {})), spec, "the TensorRT plans")
 
 
 def _read_plan(artifact_dir: Path, entry: dict) -> bytes:
@@ -109,7 +85,7 @@ class TensorRTEngine(Engine):
 
     def __init__(self, artifact_dir, spec: EngineSpec = EngineSpec(), device: str = "cuda"):
         artifact_dir = Path(artifact_dir)
-        meta = read_metadata(artifact_dir)
+        meta = read_trt_metadata(artifact_dir)
         try:
             import tensorrt as trt
             import torch

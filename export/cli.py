@@ -25,6 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def get_parser() -> argparse.ArgumentParser:
+    from engines.base import EngineSpec
+
     p = _Parser(
         prog="export-engine",
         description="Export the PixelPlayer vision and separate graphs for fast inference.")
@@ -35,12 +37,18 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--fp16", action="store_true",
                    help="half precision for TensorRT / Triton where the GPU supports it")
-    p.add_argument("--max-pixels", type=int, default=4, help="most selected pixels per stream")
-    p.add_argument("--max-batch", type=int, default=8, help="most streams per call")
-    p.add_argument("--frames", type=int, default=1, help="video frames per vision call")
-    p.add_argument("--context", type=int, default=128, help="STFT frames the U-Net sees")
-    p.add_argument("--hop-frames", type=int, default=8, help="STFT frames produced per call")
-    p.add_argument("--lookahead", type=int, default=0, help="look-ahead frames (latency)")
+    live = EngineSpec()  # the streaming contract's defaults: realtime-sep's too
+    p.add_argument("--max-pixels", type=int, default=live.max_pixels,
+                   help=f"most selected pixels per stream (default {live.max_pixels})")
+    p.add_argument("--max-batch", type=int, default=8, help="most streams per call (default 8)")
+    p.add_argument("--frames", type=int, default=live.frames,
+                   help=f"video frames per vision call (default {live.frames})")
+    p.add_argument("--context", type=int, default=live.context_frames,
+                   help=f"STFT frames the U-Net sees (default {live.context_frames})")
+    p.add_argument("--hop-frames", type=int, default=live.hop_frames,
+                   help=f"STFT frames produced per call (default {live.hop_frames}, as realtime-sep)")
+    p.add_argument("--lookahead", type=int, default=live.lookahead,
+                   help=f"look-ahead frames (default {live.lookahead}, as realtime-sep)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17..19")
     p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
                    help="torch.onnx exporter (auto: dynamo, then TorchScript)")
@@ -54,7 +62,7 @@ def _step(n: int, total: int, text: str) -> None:
 def _prepare(args):
     """Validate options, output directory and model -> (model, spec). Raises BadInput."""
     from engines.base import EngineSpec
-    from export.onnx_export import OPSET_MAX, OPSET_MIN
+    from engines.onnx_convert import OPSET_MAX, OPSET_MIN
 
     if not OPSET_MIN <= args.opset <= OPSET_MAX:
         raise BadInput(f"--opset must be {OPSET_MIN}..{OPSET_MAX} (got {args.opset})")
@@ -89,13 +97,8 @@ def _export_onnx(model, spec, args, step) -> None:
     from export import onnx_export, trt_ops
 
     step("exporting ONNX graphs + onnx.checker + parity run (onnxruntime CPU vs torch)")
-    try:
-        paths = onnx_export.export_onnx(model, spec, args.out, args.opset, args.exporter,
-                                        say=lambda m: print(f"      {m}", flush=True))
-    except onnx_export.ParityError:
-        for name in onnx_export.GRAPH_FILES.values():
-            (args.out / name).unlink(missing_ok=True)  # never leave a failing graph behind
-        raise
+    paths = onnx_export.export_onnx(model, spec, args.out, args.opset, args.exporter,
+                                    say=lambda m: print(f"      {m}", flush=True))
     for name in ("vision", "separate"):
         bad = trt_ops.unsupported_ops(paths[name])
         note = "all ops TensorRT-parseable" if not bad else f"NOT TensorRT-parseable: {bad}"
@@ -143,20 +146,37 @@ def main(argv=None) -> int:
         args = get_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad option (2)
         return int(exc.code or 0)
+    created = not args.out.exists()
     try:
         return run(args)
     except BadInput as exc:
         print(f"export-engine: error: {exc}", file=sys.stderr)
+        _remove_if_created(args.out, created)
         return 2
     except Exception as exc:  # export failures: one line, not a traceback
-        from export.onnx_export import ExportError
+        from engines import first_line
+        from engines.onnx_convert import ExportError
         from export.tensorrt_build import BuildError
 
         if not isinstance(exc, (ExportError, BuildError, OSError)):
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"export-engine: failed: {first}", file=sys.stderr)
+        print(f"export-engine: failed: {first_line(exc)}", file=sys.stderr)
+        _remove_if_created(args.out, created)
         return 1
+
+
+def _remove_if_created(out: Path, created: bool) -> None:
+    """A failed run leaves nothing behind: the folder it made goes again, and in a folder
+    that was there before only the files this run writes are removed."""
+    import shutil
+
+    from engines import artifacts
+
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for name in (*artifacts.GRAPH_FILES.values(), artifacts.CHECKPOINT, artifacts.MANIFEST):
+        (out / name).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -12,42 +12,17 @@ TensorRT engine checks before it deserialises anything.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 
+from engines.artifacts import PLAN_FILES, TIMING_CACHE, profile_shapes, write_trt_metadata
 from pixelplayer.config import N_FFT
 
 log = logging.getLogger("export.tensorrt")
-PLAN_FILES = {"vision": "vision.plan", "separate": "separate.plan"}
-METADATA = "tensorrt.json"
-TIMING_CACHE = "timing.cache"
 
 
 class BuildError(RuntimeError):
     """TensorRT could not build a plan; one-line message."""
-
-
-def profile_shapes(spec, k: int) -> dict:
-    """{graph: {input: (min, opt, max) shape}} for the dynamic axes (batch, pixels, frames,
-    picture size). Pictures range from square (image_size per side) to max_image_side on
-    either side; the optimum is a 4:3 landscape camera picture."""
-    from export.onnx_export import EXAMPLE_PICTURE
-
-    s, n, top = spec, spec.image_size, spec.max_image_side
-    oh, ow = spec.vision_shape(*EXAMPLE_PICTURE)
-    max_frames = max(s.frames, 4)
-    return {
-        "vision": {"frames": ((1, 1, n, n, 3), (s.batch, s.frames, oh, ow, 3),
-                              (s.batch, max_frames, top, top, 3))},
-        "separate": {
-            "audio": ((1, s.context_samples), (s.batch, s.context_samples),
-                      (s.batch, s.context_samples)),
-            "pixel_feats": ((1, 1, k), (s.batch, s.max_pixels, k), (s.batch, s.max_pixels, k)),
-            "cell_feats": ((1, k, n // 16, n // 16), (s.batch, k, oh // 16, ow // 16),
-                           (s.batch, k, top // 16, top // 16)),
-        },
-    }
 
 
 def gpu_identity() -> dict:
@@ -143,8 +118,8 @@ def build_all(onnx_dir, out_dir, spec, k: int, fp16: bool = True, say=log.info) 
         raise BuildError(f"tensorrt is not installed ({exc})") from None
     onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"format": "pixelplayer-tensorrt", "version": 1, "tensorrt_version": trt.__version__,
-            **gpu_identity(), "spec": spec.to_dict(), "k": k, "plans": {}}
+    meta = {"tensorrt_version": trt.__version__, **gpu_identity(), "spec": spec.to_dict(), "k": k,
+            "plans": {}}
     shapes = profile_shapes(spec, k)
     for name, plan_name in PLAN_FILES.items():
         say(f"building TensorRT plan for {name} ({'fp16' if fp16 else 'fp32'} requested)")
@@ -154,6 +129,4 @@ def build_all(onnx_dir, out_dir, spec, k: int, fp16: bool = True, say=log.info) 
                                "profile": {i: [list(s) for s in v]
                                            for i, v in shapes[name].items()}, **info}
     meta["precision"] = meta["plans"]["separate"]["precision"]
-    path = out_dir / METADATA
-    path.write_text(json.dumps(meta, indent=2))
-    return path
+    return write_trt_metadata(out_dir, meta)

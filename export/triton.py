@@ -12,6 +12,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from engines.artifacts import GRAPH_FILES, PLAN_FILES
+
 MODEL_NAMES = {"vision": "pixelplayer_vision", "separate": "pixelplayer_separate"}
 PLATFORMS = {"onnx": "onnxruntime_onnx", "plan": "tensorrt_plan"}
 
@@ -70,8 +72,9 @@ def write_repository(repo_dir, artifact_dir, spec, k: int, use_plans: bool = Fal
     repo_dir, artifact_dir = Path(repo_dir), Path(artifact_dir)
     fmt = "plan" if use_plans else "onnx"
     written = []
+    files = PLAN_FILES if use_plans else GRAPH_FILES
     for graph, model_name in MODEL_NAMES.items():
-        src = artifact_dir / f"{graph}.{fmt}"
+        src = artifact_dir / files[graph]
         if not src.is_file():
             raise FileNotFoundError(f"{src} is missing; export it first")
         version_dir = repo_dir / model_name / "1"

@@ -26,29 +26,61 @@ class UsageError(RuntimeError):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
-def build_spec(args):
-    """EngineSpec from --context/--hop-frames/--lookahead (UsageError if invalid)."""
-    from engines import EngineSpec
+def _flags(fields: dict) -> str:
+    from realtime.cli import SPEC_FLAGS
 
+    return " ".join(f"{SPEC_FLAGS[f]} {v}" for f, v in fields.items())
+
+
+def build_spec(args):
+    """The streaming contract: EngineSpec's defaults, or those an export directory given
+    as --model was built for, overridden by --context/--hop-frames/--lookahead. Flags that
+    contradict an export directory are refused (UsageError, one line) rather than run on
+    another engine."""
+    import dataclasses
+
+    from engines import EngineSpec, artifacts
+    from realtime.cli import SPEC_FLAGS
+
+    asked = {f: getattr(args, flag.lstrip("-").replace("-", "_")) for f, flag in SPEC_FLAGS.items()}
+    asked = {f: v for f, v in asked.items() if v is not None}
+    base = EngineSpec()
+    if os.path.isfile(os.path.join(str(args.model), artifacts.MANIFEST)):
+        try:
+            built = artifacts.read_spec(args.model)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise UsageError(f"cannot read {args.model}: {_one_line(exc)}") from None
+        clash = {f: v for f, v in asked.items() if getattr(built, f) != v}
+        if clash:
+            have = {f: getattr(built, f) for f in clash}
+            raise UsageError(f"{args.model} was exported for {_flags(have)}, not {_flags(clash)}: "
+                             f"drop those flags, or re-export with export-engine {_flags(clash)}")
+        base = dataclasses.replace(base, **{f: getattr(built, f) for f in SPEC_FLAGS},
+                                   image_size=built.image_size, mirror=built.mirror,
+                                   max_image_side=built.max_image_side)
     try:
-        return EngineSpec(context_frames=args.context, hop_frames=args.hop_frames,
-                          lookahead=args.lookahead)
+        return dataclasses.replace(base, **asked)
     except ValueError as exc:
         raise UsageError(f"bad streaming settings: {exc}") from None
 
 
 def load_engine(args, spec, log=print):
-    """engines.load(--engine, --model, spec); bad model -> UsageError."""
+    """engines.load(--engine, --model, spec), saying once which engine runs and why; a bad
+    model or an engine that cannot run here -> UsageError."""
     import engines
     import pixelplayer
 
     log(f"loading model {args.model!r} (engine {args.engine}) ...")
     try:
-        return engines.load(args.engine, args.model, spec, device="auto", threads=args.threads)
+        engine = engines.load(args.engine, args.model, spec, device="auto", threads=args.threads)
     except pixelplayer.CheckpointError as exc:
         raise UsageError(f"cannot load model: {_one_line(exc)}") from None
     except (engines.EngineUnavailable, ValueError, OSError) as exc:
         raise UsageError(f"cannot load engine: {_one_line(exc)}") from None
+    report = engine.load_report
+    why = f" ({'; '.join(report[:-1])})" if args.engine == "auto" and len(report) > 1 else ""
+    log(f"engine: {report[-1].split(':')[0]}{' picked by auto' if args.engine == 'auto' else ''}{why}")
+    return engine
 
 
 def _is_file_spec(text: str) -> bool:

@@ -53,20 +53,31 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
                    help="list audio devices and cameras, then exit")
 
 
+# The streaming contract's fields set from the command line (engines.EngineSpec holds
+# their defaults; export-engine takes the same flags).
+SPEC_FLAGS = {"context_frames": "--context", "hop_frames": "--hop-frames", "lookahead": "--lookahead"}
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """--engine --model --context --hop-frames --lookahead --threads."""
+    from engines.base import EngineSpec
+
+    live = EngineSpec()
     g = parser.add_argument_group("model and streaming")
     g.add_argument("--engine", default="auto", choices=("auto", "torch", "onnx", "tensorrt"),
-                   help="inference backend (default auto: the fastest that works)")
+                   help="inference backend (default auto: the fastest that works here, "
+                        "printed at start; a named one runs or the app exits with status 2)")
     g.add_argument("--model", default="default", metavar="default|PATH",
-                   help="checkpoint (.safetensors/.pt) or export-engine directory")
-    g.add_argument("--context", type=int, default=128, metavar="FRAMES",
-                   help="STFT frames of history the model sees (multiple of 128; 128 = 3 s)")
-    g.add_argument("--hop-frames", type=int, default=3, metavar="FRAMES",
-                   help="STFT frames (23.2 ms each) separated per step (default 3)")
-    g.add_argument("--lookahead", type=int, default=1, metavar="FRAMES",
-                   help="future STFT frames the model may see (default 1; each adds "
-                   "23.2 ms, as does each hop frame: 3 + 1 has the latency of 4 + 0 and "
+                   help="checkpoint (.safetensors/.pt) or export-engine directory (whose "
+                        "streaming settings are then used)")
+    g.add_argument("--context", type=int, default=None, metavar="FRAMES",
+                   help=f"STFT frames of history the model sees (multiple of 128; default "
+                        f"{live.context_frames} = 3 s)")
+    g.add_argument("--hop-frames", type=int, default=None, metavar="FRAMES",
+                   help=f"STFT frames (23.2 ms each) separated per step (default {live.hop_frames})")
+    g.add_argument("--lookahead", type=int, default=None, metavar="FRAMES",
+                   help=f"future STFT frames the model may see (default {live.lookahead}; each "
+                   "adds 23.2 ms, as does each hop frame: 3 + 1 has the latency of 4 + 0 and "
                    "separates better)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the engine (default: library default)")

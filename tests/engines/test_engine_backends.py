@@ -6,7 +6,7 @@ import torch
 
 from engines.base import EngineSpec, EngineUnavailable, Missing
 from engines.torch_engine import TorchEngine
-from export.onnx_export import export_protos
+from engines.onnx_convert import export_protos
 from pixelplayer.config import N_FFT
 
 ort = pytest.importorskip("onnxruntime")

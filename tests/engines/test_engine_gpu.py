@@ -66,7 +66,7 @@ def test_onnxruntime_cuda(model, cpu_engine, tmp_path):
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("onnxruntime has no CUDA provider here (onnxruntime-gpu not installed)")
     from engines.onnx_engine import OnnxEngine
-    from export.onnx_export import export_protos
+    from engines.onnx_convert import export_protos
 
     protos, _ = export_protos(model, SPEC, exporter="legacy")
     eng = OnnxEngine({n: p.SerializeToString() for n, p in protos.items()}, SPEC, "cuda")

@@ -1,4 +1,5 @@
-"""engines.load: picks a working engine, logs why others were skipped, falls back."""
+"""engines.load: auto picks a working engine and says why others were skipped; a named
+engine runs or fails with one line; export directories serve their own contract only."""
 import sys
 
 import json
@@ -11,12 +12,13 @@ import torch
 
 import engines
 from engines.base import EngineSpec, EngineUnavailable
+from engines import onnx_convert
 from export import onnx_export
 from pixelplayer import checkpoint
 from tiny_models import tiny_model  # noqa: E402
 
 pytest.importorskip("onnxruntime")
-SPEC = EngineSpec(hop_frames=8, max_pixels=2)
+SPEC = EngineSpec(hop_frames=8, lookahead=0, max_pixels=2)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def model():
 def cache(model, tmp_path_factory):
     """An ONNX cache filled with the fast TorchScript exporter (load() then reuses it)."""
     folder = tmp_path_factory.mktemp("onnx-cache")
-    onnx_export.cached_onnx(model, SPEC, exporter="legacy", cache_dir=folder)
+    onnx_convert.cached_onnx(model, SPEC, exporter="legacy", cache_dir=folder)
     return folder
 
 
@@ -75,25 +77,20 @@ def test_auto_logs_why_gpu_engines_were_skipped(model, cache, caplog):
     assert not _warnings(caplog)
 
 
-def test_requested_tensorrt_without_plans_falls_back_with_warning(model, cache, caplog):
-    engine = engines.load("tensorrt", model, SPEC, device="cpu", cache_dir=cache)
-    _works(engine)  # device=cpu: no CUDA candidates at all, so no TensorRT attempt
-    engine = engines.load("tensorrt", model, SPEC, device="cuda", cache_dir=cache)
-    _works(engine)
-    warnings = _warnings(caplog)
-    assert any(w.startswith("engine tensorrt-cuda unavailable") for w in warnings), warnings
-    assert all("\n" not in w for w in warnings)
+def test_named_engine_is_never_replaced(model, cache):
+    for device in ("cpu", "cuda"):  # no plans were given: TensorRT cannot run either way
+        with pytest.raises(EngineUnavailable, match="engine 'tensorrt' cannot run here") as info:
+            engines.load("tensorrt", model, SPEC, device=device, cache_dir=cache)
+        assert "\n" not in str(info.value)
 
 
-def test_unavailable_provider_falls_back(model, cache, caplog):
+def test_named_onnx_without_gpu_provider_fails(model, cache):
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("onnxruntime has a CUDA provider here")
-    engine = engines.load("onnx", model, SPEC, device="cuda", cache_dir=cache)
-    assert engine.name == "onnxruntime" and engine.device == "cpu"
-    assert any("onnxruntime-cuda unavailable" in w and "GPU provider" in w
-               for w in _warnings(caplog))
+    with pytest.raises(EngineUnavailable, match="GPU provider"):
+        engines.load("onnx", model, SPEC, device="cuda", cache_dir=cache)
 
 
 def test_artifact_directory_loads_onnx(artifact, caplog):
@@ -103,20 +100,23 @@ def test_artifact_directory_loads_onnx(artifact, caplog):
     assert not _warnings(caplog)
 
 
-def test_corrupt_artifact_falls_back_to_torch(artifact, tmp_path, caplog):
+def test_corrupt_artifact(artifact, tmp_path, caplog):
     bad = _copy_artifact(artifact, tmp_path / "bad")
     (bad / "separate.onnx").write_bytes(b"\x08\x07garbage" * 100)
-    engine = engines.load("onnx", bad, SPEC, device="cpu")
-    assert engine.name == "torch"  # rebuilt from the artefact's model.safetensors
+    with pytest.raises(EngineUnavailable, match="onnxruntime-cpu: onnxruntime could not load"):
+        engines.load("onnx", bad, SPEC, device="cpu")
+    engine = engines.load("auto", bad, SPEC, device="cpu")
+    assert engine.name == "torch"  # auto: rebuilt from the artefact's model.safetensors
     _works(engine)
     warnings = _warnings(caplog)
-    assert len(warnings) == 1 and "onnxruntime-cpu unavailable" in warnings[0]
+    assert any("onnxruntime-cpu unavailable" in w for w in warnings), warnings
 
 
-def test_artifact_with_other_spec_falls_back(artifact, caplog):
-    engine = engines.load("onnx", artifact, EngineSpec(hop_frames=4), device="cpu")
-    assert engine.name == "torch" and engine.spec.hop_frames == 4
-    assert any("hop_frames" in w for w in _warnings(caplog))
+@pytest.mark.parametrize("kind", ["auto", "onnx", "torch"])
+def test_artifact_serves_only_its_own_contract(artifact, kind):
+    with pytest.raises(engines.SpecMismatch, match=r"hop_frames=8 \(wanted 4\)") as info:
+        engines.load(kind, artifact, EngineSpec(hop_frames=4, lookahead=0, max_pixels=2), device="cpu")
+    assert info.value.fields == [("hop_frames", 8, 4)]
 
 
 def _fake_tensorrt_gpu(monkeypatch, version="10.0.0", capability=(8, 6)):
@@ -136,7 +136,7 @@ def test_mismatched_tensorrt_plan_falls_back(artifact, tmp_path, monkeypatch, ca
             "plans": {n: {"file": f"{n}.plan"} for n in ("vision", "separate")}}
     (art / "tensorrt.json").write_text(json.dumps(meta))
     _fake_tensorrt_gpu(monkeypatch, version="10.3.0")
-    engine = engines.load("auto", art, SPEC, device="cuda")
+    engine = engines.load("auto", art, SPEC, device="auto")
     assert engine.name != "tensorrt"  # torch CUDA where a real GPU exists, else a CPU one
     _works(engine)
     warnings = _warnings(caplog)

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from engines.base import EngineSpec, EngineUnavailable, Missing
-from engines.tensorrt_engine import _read_plan, check_compatibility, read_metadata
-from export.tensorrt_build import profile_shapes
+from engines.artifacts import profile_shapes, read_trt_metadata
+from engines.tensorrt_engine import _read_plan, check_compatibility
 
-SPEC = EngineSpec(hop_frames=8, max_pixels=4, batch=2)
+SPEC = EngineSpec(hop_frames=8, lookahead=0, max_pixels=4, batch=2)
 META = {"tensorrt_version": "10.3.0", "compute_capability": [8, 9], "gpu_name": "GPU",
         "k": 8, "spec": SPEC.to_dict(),
         "plans": {"vision": {"file": "vision.plan"}, "separate": {"file": "separate.plan"}}}
@@ -19,15 +19,15 @@ META = {"tensorrt_version": "10.3.0", "compute_capability": [8, 9], "gpu_name": 
 
 def test_compatible_metadata_passes():
     check_compatibility(META, "10.3.0", (8, 9), SPEC)
-    check_compatibility(META, "10.3.0", (8, 9), EngineSpec(hop_frames=8, max_pixels=2))
+    check_compatibility(META, "10.3.0", (8, 9), EngineSpec(hop_frames=8, lookahead=0, max_pixels=2))
 
 
 @pytest.mark.parametrize("version,capability,spec,match", [
     ("10.4.0", (8, 9), SPEC, "TensorRT 10.3.0"),
     ("10.3.0", (9, 0), SPEC, "compute capability 8.9"),
-    ("10.3.0", (8, 9), EngineSpec(hop_frames=4), "hop_frames=8"),
-    ("10.3.0", (8, 9), EngineSpec(hop_frames=8, max_pixels=8), "max_pixels <= 4"),
-    ("10.3.0", (8, 9), EngineSpec(hop_frames=8, lookahead=2), "lookahead=0"),
+    ("10.3.0", (8, 9), EngineSpec(hop_frames=4, lookahead=0), r"hop_frames=8 \(wanted 4\)"),
+    ("10.3.0", (8, 9), EngineSpec(hop_frames=8, lookahead=0, max_pixels=8), r"max_pixels=4 \(wanted 8\)"),
+    ("10.3.0", (8, 9), EngineSpec(hop_frames=8, lookahead=2), r"lookahead=0 \(wanted 2\)"),
 ])
 def test_mismatch_is_refused_cleanly(version, capability, spec, match):
     with pytest.raises(EngineUnavailable, match=match) as info:
@@ -38,15 +38,15 @@ def test_mismatch_is_refused_cleanly(version, capability, spec, match):
 
 def test_metadata_missing_and_corrupt(tmp_path):
     with pytest.raises(Missing):
-        read_metadata(tmp_path)
+        read_trt_metadata(tmp_path)
     (tmp_path / "tensorrt.json").write_text("{not json")
-    with pytest.raises(EngineUnavailable, match="corrupt TensorRT metadata"):
-        read_metadata(tmp_path)
+    with pytest.raises(EngineUnavailable, match="unreadable TensorRT plans"):
+        read_trt_metadata(tmp_path)
     (tmp_path / "tensorrt.json").write_text(json.dumps({"tensorrt_version": "10"}))
     with pytest.raises(EngineUnavailable, match="corrupt"):
-        read_metadata(tmp_path)
+        read_trt_metadata(tmp_path)
     (tmp_path / "tensorrt.json").write_text(json.dumps(META))
-    assert read_metadata(tmp_path)["k"] == 8
+    assert read_trt_metadata(tmp_path)["k"] == 8
 
 
 def test_plan_checksum(tmp_path):

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from export import cli, onnx_export
+from engines import artifacts, onnx_convert
+from export import cli
 from export.trt_ops import check_tensorrt_ops
 from pixelplayer import checkpoint
 from pixelplayer.config import ModelConfig
@@ -68,7 +69,7 @@ def test_full_export_all(ckpt, tmp_path, capsys):
     assert (out / "triton/pixelplayer_separate/1" / model_file).is_file()
     for name in ("vision.onnx", "separate.onnx"):
         check_tensorrt_ops(out / name, name)
-    assert onnx_export.read_manifest(out)["opset"] == 18
+    assert artifacts.read_manifest(out)["opset"] == 18
 
 
 def test_parity_failure_deletes_graphs(ckpt, tmp_path, capsys, monkeypatch):
@@ -77,8 +78,8 @@ def test_parity_failure_deletes_graphs(ckpt, tmp_path, capsys, monkeypatch):
     (out / "separate.onnx").write_bytes(b"stale")
 
     def failing(*args, **kwargs):
-        raise onnx_export.ParityError("frames_out: max error 1 > tolerance 1e-3")
-    monkeypatch.setattr(onnx_export, "parity", failing)
+        raise onnx_convert.ParityError("frames_out: max error 1 > tolerance 1e-3")
+    monkeypatch.setattr(onnx_convert, "parity", failing)
     rc = cli.main(["--model", str(ckpt), "--out", str(out), "--exporter", "legacy"])
     assert rc == 1
     assert "max error" in _one_line_error(capsys)

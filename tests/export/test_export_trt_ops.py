@@ -5,7 +5,7 @@ import torch
 from onnx import helper
 
 from engines.base import EngineSpec
-from export import onnx_export
+from engines import onnx_convert
 from export.trt_ops import TRT_SUPPORTED_ONNX_OPS, check_tensorrt_ops, op_types, unsupported_ops
 from pixelplayer.config import ModelConfig
 from pixelplayer.model import PixelPlayer
@@ -17,7 +17,7 @@ def protos():
     model = PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)).eval()
     out = {}
     for opset in (17, 19):
-        got, _ = onnx_export.export_protos(model, EngineSpec(), opset, "legacy",
+        got, _ = onnx_convert.export_protos(model, EngineSpec(), opset, "legacy",
                                            check_parity=False)
         out.update({(name, opset): proto for name, proto in got.items()})
     return out

@@ -46,12 +46,66 @@ def test_help_lists_every_flag(capsys):
     assert "h heatmap" in text and "q/Esc quit" in text
 
 
-def test_parser_defaults_meet_the_latency_target():
+def test_parser_defaults_are_the_streaming_contract():
+    from engines import EngineSpec
+    from realtime.app import build_spec
+
     args = get_parser().parse_args([])
     assert (args.camera, args.mic, args.speaker, args.engine, args.model) == \
         ("0", "default", "default", "auto", "default")
+    spec = build_spec(args)
+    assert spec == EngineSpec()  # one source of truth for the live defaults
     # 4 hop frames + 766 samples of STFT overlap = 162 ms <= 170 ms.
-    assert args.hop_frames == 3 and args.lookahead == 1 and args.context == 128
+    assert spec.hop_frames == 3 and spec.lookahead == 1 and spec.context_frames == 128
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    """The README's deploy recipe, step 1: export-engine --format all (defaults)."""
+    from export.cli import main as export_main
+
+    out = tmp_path_factory.mktemp("engines_out")
+    assert export_main(["--model", tiny_model, "--format", "all", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_readme_deploy_recipe_runs_the_exported_onnx_engine(duet, exported, tmp_path, capsys):
+    scene_dir, meta = duet
+    x, y = meta["players"][0]["centre"]
+    capsys.readouterr()
+    code = main(["--model", str(exported), "--engine", "onnx", "--camera",
+                 os.path.join(scene_dir, "video.mp4"), "--mic", os.path.join(scene_dir, "mixture.wav"),
+                 "--headless", "--no-pace", "--speaker", "none", "--select", f"{x},{y}",
+                 "--out", str(tmp_path / "iso.wav"), "--log-every", "0"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "engine: onnxruntime-cpu\n" in text  # the exported graphs ran, not torch
+    assert sf.info(str(tmp_path / "iso.wav")).frames > 11025
+
+
+@pytest.mark.slow
+def test_flags_that_contradict_the_export_are_refused(duet, exported, capsys):
+    scene_dir, _ = duet
+    code, err = _bad(["--model", str(exported), "--hop-frames", "8", "--camera",
+                      os.path.join(scene_dir, "video.mp4"), "--mic", os.path.join(scene_dir, "mixture.wav"),
+                      "--headless", "--speaker", "none"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "was exported for --hop-frames 3, not --hop-frames 8" in err
+    assert "re-export with export-engine --hop-frames 8" in err
+
+
+def test_a_named_engine_that_cannot_run_exits_2(duet, tiny_model, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("TensorRT may run here")
+    scene_dir, _ = duet
+    code, err = _bad(["--model", tiny_model, "--engine", "tensorrt", "--camera",
+                      os.path.join(scene_dir, "video.mp4"), "--mic", os.path.join(scene_dir, "mixture.wav"),
+                      "--headless", "--speaker", "none", "--no-pace"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "cannot load engine: engine 'tensorrt' cannot run here" in err
 
 
 def _bad(argv, capsys):
