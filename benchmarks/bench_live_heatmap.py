@@ -20,7 +20,7 @@ FIRST_S, EVERY_S = 3.0, 1.0
 
 
 def peaks_on_players(engine, scene) -> tuple[int, int]:
-    from realtime.separator import StreamingSeparator
+    from realtime.streaming.separator import StreamingSeparator
 
     sep = StreamingSeparator(engine)
     chunk, mix = sep.chunk_samples, scene.mixture

@@ -38,13 +38,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(ROOT / "tests"))
 
 RATE = 11025
 
 
 def get_parser() -> argparse.ArgumentParser:
-    from realtime.cli import add_model_args
+    from realtime.app.cli import add_model_args
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_args(p)
@@ -130,11 +129,11 @@ class _Cpu:
 def _pipeline(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
               blocksize: int | None, jitter_ms: float):
     """The app's pipeline on mic_sink.monitor -> spk_sink (not started)."""
-    from realtime.audio_io import MicrophoneStream, SpeakerStream
-    from realtime.capture import CameraSource
-    from realtime.app import _audio_device, _blocksize, _native_rate
-    from realtime.pipeline import Pipeline
-    from realtime.separator import StreamingSeparator
+    from realtime.io.audio_devices import MicrophoneStream, SpeakerStream
+    from realtime.io.camera import CameraSource
+    from realtime.app.session import _audio_device, _blocksize, _native_rate
+    from realtime.pipeline.worker import Pipeline
+    from realtime.streaming.separator import StreamingSeparator
 
     mic_dev, spk_dev = _audio_device("mic_sink.monitor", "input"), _audio_device("spk_sink", "output")
     mic_rate, spk_rate = _native_rate(mic_dev, "input"), _native_rate(spk_dev, "output")
@@ -154,8 +153,8 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
     """One live run through PulseAudio; returns counters measured after `warmup` s."""
     import soundfile as sf
 
-    from realtime.app import latency_budget
-    from realtime.gui import MainLoop
+    from realtime.app.session import latency_budget
+    from realtime.app.loop import MainLoop
 
     mixture = sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")[0]
     player = server.play(np.tile(mixture, int(np.ceil((seconds + warmup + 6) * RATE / mixture.size))),
@@ -192,7 +191,7 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
 
 def _results(p, marks: dict, seconds: float, bypass: bool, lag: float, spread: float) -> dict:
     """The table's numbers: counters since the warm-up mark."""
-    from realtime.pipeline import percentile_ms
+    from realtime.pipeline.worker import percentile_ms
 
     cpu, cpu_how = marks["cpu"].percent() if "cpu" in marks else (float("nan"), "-")
     end, start = p.snapshot(), marks.get("snap", p.snapshot())
@@ -252,11 +251,11 @@ def table(rows: list[dict], model: str, engine: str) -> str:
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    from fixtures_services import PulseServer
+    from tests.fixtures_services import PulseServer
 
     import engines
-    from realtime.app import build_spec
-    from realtime.demo import build_scene
+    from realtime.app.session import build_spec
+    from realtime.app.demo import build_scene
 
     model, model_name = load_model(args.model)
     spec = build_spec(args)
@@ -267,7 +266,7 @@ def main(argv=None) -> int:
     server = PulseServer().start()
     os.environ.update(server.client_env)
     try:
-        from realtime.devices import refresh_audio_devices
+        from realtime.io.devices import refresh_audio_devices
 
         refresh_audio_devices()
         rows = []

@@ -38,7 +38,7 @@ def offline_estimates(model, scene) -> np.ndarray:
 
 def stream_one(engine, scene, player: int, chunk: int) -> np.ndarray:
     """The streamed estimate of `player`, aligned with the input (latency removed)."""
-    from realtime.separator import StreamingSeparator
+    from realtime.streaming.separator import StreamingSeparator
 
     sep = StreamingSeparator(engine)
     w, h = scene.size

@@ -166,6 +166,7 @@ class Engine(abc.ABC):
     """
 
     name: str = "engine"
+    load_report: list[str] = []  # set by engines.load: what was tried, and why it was skipped
 
     def __init__(self, spec: EngineSpec, device: str, k: int):
         self.spec = spec

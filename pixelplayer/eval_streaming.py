@@ -33,7 +33,7 @@ def run_app(video: str, audio: str, x: float, y: float, out: str, model: str = "
             extra: tuple[str, ...] = ()) -> np.ndarray:
     """Run realtime-sep on a file camera + file mic with `--select X,Y`; its isolated
     sound, float32 `(S,)` at 11025 Hz."""
-    cmd = [sys.executable, "-m", "realtime.cli", "--camera", video, "--mic", audio, "--headless",
+    cmd = [sys.executable, "-m", "realtime.app.cli", "--camera", video, "--mic", audio, "--headless",
            "--no-pace", "--speaker", "none", f"--select={x:.1f},{y:.1f}", "--out", out,
            "--model", model, "--log-every", "0", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=APP_TIMEOUT_S)

@@ -1,7 +1,8 @@
 """Shared pytest fixtures: real PulseAudio and Xvfb servers for the session.
 
-The services themselves live in tests/fixtures_services.py (importable here
-because pytest puts this directory on sys.path for a rootless conftest).
+The services themselves live in tests/fixtures_services.py. tests/ is a package
+imported from the repository root (pyproject's pythonpath), so its folders, which mirror
+the packages, never shadow them.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from fixtures_services import PulseServer, ServiceUnavailable, XvfbServer  # noqa: E402
+from tests.fixtures_services import PulseServer, ServiceUnavailable, XvfbServer
 
 
 def _set_env(values: dict) -> dict:
@@ -48,7 +47,7 @@ def pulse_server():
     # PortAudio enumerates at init; if anything imported sounddevice earlier,
     # make it look again now that the server is reachable.
     if "sounddevice" in sys.modules:
-        from realtime.devices import refresh_audio_devices
+        from realtime.io.devices import refresh_audio_devices
 
         refresh_audio_devices()
     try:
@@ -61,7 +60,7 @@ def pulse_server():
         server.stop()
         _restore_env(saved)
         if "sounddevice" in sys.modules:
-            from realtime.devices import refresh_audio_devices
+            from realtime.io.devices import refresh_audio_devices
 
             refresh_audio_devices()
 

@@ -312,8 +312,8 @@ class FrameRenderer:
         prep = self._prepared(size)
         st = self.style
         img = prep["bg"].copy()
-        for player, sprite in zip(self.extras + self.players, prep["sprites"]):
-            _blend_player(img, player, sprite, t, size)
+        for player, scaled in zip(self.extras + self.players, prep["sprites"]):
+            _blend_player(img, player, scaled, t, size)
         if st.white_balance != (1.0, 1.0, 1.0):
             img *= np.asarray(st.white_balance, np.float32)
         flick = 1.0 + st.flicker * np.sin(2.0 * np.pi * st.flicker_freq * t + st.seed % 7)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .assets import DISTRACTORS, HELDOUT, TRAIN, background_photos, picture_sets
+from .assets import DISTRACTORS, TRAIN, background_photos, picture_sets
 from .backgrounds import BackgroundStyle, photo_style
 from .instruments import INSTRUMENTS, get_instrument
 from .sprites import LOOKS, has_picture

@@ -7,7 +7,7 @@ import soundfile as sf
 
 from pixelplayer import eval_cli, separate_cli, train_cli
 
-from fixtures_services import needs_fluidsynth as _needs_fluidsynth  # noqa: E402
+from tests.fixtures_services import needs_fluidsynth as _needs_fluidsynth
 
 needs_fluidsynth = _needs_fluidsynth()
 

@@ -11,7 +11,7 @@ import pixelplayer
 from pixelplayer.metrics import sdr
 from pixelplayer.separation import pixel_to_cell, separate_by_clips, separate_by_pixels
 
-from fixtures_services import needs_fluidsynth  # noqa: E402
+from tests.fixtures_services import needs_fluidsynth
 
 pytestmark = needs_fluidsynth()
 

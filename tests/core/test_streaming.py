@@ -1,7 +1,5 @@
 """The streaming view used in training equals what the live graph computes."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +11,7 @@ from pixelplayer.model import PixelPlayer
 from pixelplayer.streaming import random_edge_windows, streaming_logits, window_sound
 from pixelplayer.train import TrainConfig, train
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _tone_data import ToneMixDataset  # noqa: E402
+from tests.core._tone_data import ToneMixDataset
 
 SMALL = ModelConfig(k=4, frame_width=8, audio_ngf=4, audio_depth=5)  # time multiple 32
 

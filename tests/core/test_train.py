@@ -10,8 +10,7 @@ import pixelplayer
 from pixelplayer.config import ModelConfig
 from pixelplayer.train import TrainConfig, train
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _tone_data import ToneMixDataset  # noqa: E402
+from tests.core._tone_data import ToneMixDataset
 
 TINY = ModelConfig(k=4, frame_width=8, audio_ngf=4, audio_depth=7)
 
@@ -51,7 +50,7 @@ def test_ratio_mask_trains_a_relu_model(tmp_path):
 DDP_SCRIPT = r"""
 import os, sys, torch
 sys.path.insert(0, {testdir!r})
-from _tone_data import ToneMixDataset
+from tests.core._tone_data import ToneMixDataset
 from pixelplayer.config import ModelConfig
 from pixelplayer.train import TrainConfig, train
 torch.set_num_threads(1)
@@ -68,7 +67,7 @@ def test_ddp_two_processes_stay_in_sync(tmp_path):
     """torchrun with 2 CPU processes (gloo): different data per rank, same weights after."""
     script = tmp_path / "ddp.py"
     out = tmp_path / "run"
-    script.write_text(DDP_SCRIPT.format(testdir=str(Path(__file__).parent), out=str(out)))
+    script.write_text(DDP_SCRIPT.format(testdir=str(Path(__file__).parents[2]), out=str(out)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                            "--master_port=29517", str(script)], env=env, capture_output=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures_services import needs_world_assets
+from tests.fixtures_services import needs_world_assets
 
 from pixelplayer.data import assets, sprites
 from pixelplayer.data.assets import EXCLUDED, HELDOUT, TRAIN

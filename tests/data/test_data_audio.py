@@ -14,7 +14,7 @@ from pixelplayer.data.render_audio import ClipRequest, biquad_sos, render_clip
 from pixelplayer.data.synthetic import SPLITS, plan_solos
 
 
-from fixtures_services import needs_fluidsynth as _needs_fluidsynth  # noqa: E402
+from tests.fixtures_services import needs_fluidsynth as _needs_fluidsynth
 
 needs_fluidsynth = _needs_fluidsynth()
 

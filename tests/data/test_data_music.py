@@ -19,7 +19,7 @@ from pixelplayer.data.music import (
 from pixelplayer.data.synthetic import SyntheticSolos, generate_solos
 
 
-from fixtures_services import needs_fluidsynth as _needs_fluidsynth  # noqa: E402
+from tests.fixtures_services import needs_fluidsynth as _needs_fluidsynth
 
 needs_fluidsynth = _needs_fluidsynth()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures_services import needs_world_assets
+from tests.fixtures_services import needs_world_assets
 
 from pixelplayer.data.compose import V1, WIDE, compose
-from pixelplayer.data.instruments import INSTRUMENTS, SAMPLE_RATE, get_instrument
+from pixelplayer.data.instruments import SAMPLE_RATE, get_instrument
 
 # Fingerprints of the original composer (before the broad world existed): V1 must keep
 # regenerating the original dataset note for note.
@@ -100,7 +100,7 @@ def test_evaluation_layout_keeps_players_apart_and_counts_only_players():
 
 @pytest.fixture(scope="module")
 def world_cache(tmp_path_factory):
-    from fixtures_services import missing_world_assets
+    from tests.fixtures_services import missing_world_assets
 
     if missing_world_assets():
         pytest.skip(missing_world_assets())

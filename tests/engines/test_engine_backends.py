@@ -10,8 +10,8 @@ from engines.onnx_convert import export_protos
 from pixelplayer.config import N_FFT
 
 ort = pytest.importorskip("onnxruntime")
-from engines.onnx_engine import OnnxEngine  # noqa: E402
-from tiny_models import tiny_model  # noqa: E402
+from engines.onnx_engine import OnnxEngine
+from tests.tiny_models import tiny_model
 
 SPEC = EngineSpec(context_frames=128, hop_frames=8, lookahead=2, max_pixels=4, batch=4)
 

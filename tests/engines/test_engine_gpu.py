@@ -8,7 +8,7 @@ import torch
 
 from engines.base import EngineSpec
 from engines.torch_engine import TorchEngine
-from tiny_models import tiny_model  # noqa: E402
+from tests.tiny_models import tiny_model
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

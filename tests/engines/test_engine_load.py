@@ -15,7 +15,7 @@ from engines.base import EngineSpec, EngineUnavailable
 from engines import onnx_convert
 from export import onnx_export
 from pixelplayer import checkpoint
-from tiny_models import tiny_model  # noqa: E402
+from tests.tiny_models import tiny_model
 
 pytest.importorskip("onnxruntime")
 SPEC = EngineSpec(hop_frames=8, lookahead=0, max_pixels=2)

@@ -1,13 +1,12 @@
 """ONNX conversion: opsets, single file, dynamic axes, checker, parity refusal, cache."""
 
-import numpy as np
 import onnx
 import pytest
 
 from engines.base import EngineSpec
 from engines import onnx_convert
 from engines.onnx_convert import ExportError, ParityError
-from tiny_models import tiny_model  # noqa: E402
+from tests.tiny_models import tiny_model
 
 SPEC = EngineSpec(hop_frames=4, lookahead=1, max_pixels=3)
 

@@ -6,7 +6,7 @@ import onnx
 from engines import artifacts
 from engines.base import EngineSpec
 from export import onnx_export
-from tiny_models import tiny_model  # noqa: E402
+from tests.tiny_models import tiny_model
 
 SPEC = EngineSpec(hop_frames=4, lookahead=1, max_pixels=3)
 

@@ -1,0 +1,156 @@
+"""The GUI / main thread: draws, records video, handles keys and clicks, logs."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from realtime.app.view import annotate
+from realtime.io.recordings import RecordingSwitch
+
+__all__ = ["MainLoop", "stats_line"]
+
+
+def stats_line(snap: dict, chunk_ms: float) -> str:
+    """One log line from `Pipeline.snapshot()`."""
+    line = (f"[{snap['audio_s']:7.1f} s] compute/chunk median {snap['compute_med_ms']:.1f} ms "
+            f"p95 {snap['compute_p95_ms']:.1f} ms (chunk {chunk_ms:.0f} ms, {snap['late']} late) | "
+            f"RTF {snap['rtf']:.2f} | overflows {snap['overflows']} underflows {snap['underflows']} "
+            f"dropped {snap['dropped_blocks']} blocks | video dropped {snap['video_dropped']} frames, "
+            f"vision {snap['visual_updates']} run / {snap['visual_skipped']} skipped")
+    if snap["degraded"]:
+        line += " | machine too slow: video analysis reduced, audio kept continuous"
+    if snap["camera_lost"]:
+        line += " | camera lost, reconnecting"
+    if snap.get("nonfinite"):
+        line += f" | {snap['nonfinite']} outputs with NaN/Inf from the engine muted"
+    return line
+
+
+class MainLoop:
+    """The GUI / main thread: draws, records video, handles keys and clicks, logs.
+
+    Args:
+        pipeline: a started `realtime.pipeline.worker.Pipeline`.
+        window: a `Window`, or None (headless).
+        video: a `realtime.io.writers.VideoWriter` for --save-video, or None.
+        record_dir: where the r key puts recordings.
+        log: callable(str) for stats lines; log_every: seconds between them.
+        fps: frame rate of recordings.
+    Keys: h heatmap, m bypass, r record, space freeze, q/Esc quit.
+    """
+
+    def __init__(self, pipeline, window=None, video=None,
+                 record_dir: str = "recordings", log=print, log_every: float = 5.0,
+                 fps: float = 25.0) -> None:
+        self.p, self.window, self.video = pipeline, window, video
+        self.record_dir, self.log, self.log_every, self.fps = record_dir, log, log_every, fps
+        self.show_heatmap = True
+        self.frozen = None            # the frozen (frame, t, index) or None
+        self.rec = RecordingSwitch(record_dir, fps, int(getattr(pipeline.sep, "latency_samples", 0)),
+                                   pipeline.writer, log)
+        pipeline.sinks.append(self.rec)
+        self._last_index = -1
+        self._last_draw = 0.0
+        self._next_log = time.monotonic() + log_every
+        self._camera_lost = False
+        self.frames_drawn = 0
+
+    # -------------------------------------------------------------- running
+    def run(self) -> str:
+        """Loop until the input ends ('ended'), q/Esc/window closed ('quit'),
+        `pipeline.request_stop()` ('stopped') or a worker error ('error')."""
+        offline = self.p.frame_queue is not None
+        try:
+            while True:
+                if self.p.error is not None:
+                    return "error"
+                if self.p.stopping:
+                    return "stopped"
+                if self.p.finished.is_set() and not (offline and not self.p.frame_queue.empty()):
+                    return "ended"
+                item = self.p.next_frame(0.05) if offline else self._current_frame()
+                self._draw(item)
+                if self._handle_input():
+                    return "quit"
+                self._maybe_log()
+        finally:
+            self.rec.stop()
+
+    def _current_frame(self):
+        return self.frozen if self.frozen is not None else self.p.latest_frame()
+
+    def _draw(self, item) -> None:
+        now = time.monotonic()
+        if self.window is None and self.video is None and self.rec.current is None:
+            time.sleep(0.01)              # nobody looks: draw nothing
+            return
+        new = item is not None and item[2] != self._last_index
+        if not new and now - self._last_draw < 0.25:
+            if self.window is None:
+                time.sleep(0.005)
+            return
+        frame = item[0] if item is not None else np.zeros((240, 320, 3), np.uint8)
+        img = self.render(frame)
+        self._last_draw = now
+        if self.window is not None:
+            self.window.show(img)
+        if new:
+            self._last_index = item[2]
+            t = item[1] if self.p.frame_queue is not None else now
+            self.frames_drawn += 1
+            if self.video is not None:
+                self.video.write(img, t)
+            self.rec.write_frame(img, now)
+
+    def render(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """The annotated picture + HUD for `frame_bgr` with the current view and stats."""
+        view, snap = self.p.view, self.p.snapshot()
+        lines = [f"latency {snap['latency_ms']:.0f} ms  RTF {snap['rtf']:.2f}  "
+                 f"dropped {snap['dropped_blocks']} blk  xruns {snap['overflows']}/{snap['underflows']}"]
+        sel = "auto (loudest)" if view.auto else (
+            f"({view.selected[0]:.2f}, {view.selected[1]:.2f})" if view.selected else "none (click)")
+        lines.append(f"isolating {sel}  h:heat m:mix r:rec spc:freeze q:quit")
+        alerts = [name for name, on in (
+            ("BYPASS", view.bypass), ("FROZEN", self.frozen is not None),
+            ("CAMERA LOST", snap["camera_lost"]), ("VIDEO SLOWED", snap["degraded"])) if on]
+        if self.rec.current is not None:
+            secs = int(time.monotonic() - self.rec.current.started)
+            alerts.insert(0, f"REC {secs // 60}:{secs % 60:02d}")
+        return annotate(frame_bgr, view.heatmap, None if view.bypass else view.selected,
+                        lines, alerts, self.show_heatmap)
+
+    # ---------------------------------------------------------------- input
+    def _handle_input(self) -> bool:
+        """Keys and clicks; True means quit."""
+        if self.window is None:
+            return False
+        key = self.window.poll(5)
+        for x, y in self.window.take_clicks():
+            w, h = self.window._pic_size
+            self.p.command("select", x / max(w - 1, 1), y / max(h - 1, 1))
+        if key in (ord("q"), 27) or self.window.closed:
+            return True
+        if key == ord("h"):
+            self.show_heatmap = not self.show_heatmap
+        elif key == ord("m"):
+            self.p.command("bypass", None)
+        elif key == ord("r"):
+            self.rec.toggle()
+        elif key == ord(" "):
+            self.frozen = None if self.frozen is not None else self.p.latest_frame()
+            self.p.command("freeze", self.frozen is not None)
+        return False
+
+    def _maybe_log(self) -> None:
+        now = time.monotonic()
+        snap = None
+        lost = bool(self.p.camera is not None and self.p.camera.lost)
+        if lost != self._camera_lost:
+            self._camera_lost = lost
+            self.log("camera lost: audio keeps running, reconnecting" if lost else "camera back")
+        if self.log_every and now >= self._next_log:
+            self._next_log = now + self.log_every
+            snap = self.p.snapshot()
+            self.log(stats_line(snap, self.p.chunk_ms))

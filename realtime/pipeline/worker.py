@@ -1,0 +1,391 @@
+"""The live pipeline: who runs what, and how the threads talk.
+
+Threads and what connects them:
+
+* PortAudio callbacks (`realtime.io.audio_devices`): copy device blocks to/from
+  preallocated ring buffers; no allocation, lock or I/O.
+* camera reader (`CameraSource`): keeps only the newest frame (a slot);
+  the worker's `realtime.pipeline.frames.FrameFeed` pushes it to the separator.
+* separation worker (here): reads 256-sample blocks from the microphone,
+  feeds the `StreamingSeparator`, writes its output to the speaker ring and
+  hands (isolated, mixture) blocks to the writer thread through a bounded
+  queue (disk never blocks audio).  Every 1/visual_hz s of audio, right after
+  a chunk, it runs vision on the newest frame if that fits before the next
+  chunk's audio is complete (live): else it waits for a later chunk, at most
+  a second, then runs anyway.  When the worker is more than one chunk behind
+  the update is skipped (video work goes first, audio stays continuous);
+  both cases set `degraded`, which the HUD and the log show.
+* writer thread (`BackgroundWriter`, queue of 256 jobs): WAV sinks.
+* GUI / main thread (`realtime.app.window.MainLoop`): draws frames, reads keys and
+  clicks, sends commands to the worker through a Queue(32) and reads the
+  worker's `ViewState` (one reference, replaced whole); it never calls the
+  separator.
+
+Offline mode (``realtime=False``: files with --no-pace) uses the same
+threads, but the worker reads the camera file in pull mode in step with the
+audio (frame k at k/fps s) and queues block instead of dropping.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.io.audio_common import MODEL_RATE
+from realtime.pipeline.frames import FrameFeed
+from realtime.io.writers import BackgroundWriter
+
+VISION_MARGIN_S = 0.010   # spare time vision must leave before the next chunk (live)
+MAX_VISION_WAIT_S = 1.0   # a vision update waiting longer for slack runs anyway (degraded)
+
+__all__ = ["Pipeline", "ViewState", "percentile_ms"]
+
+READ_BLOCK = 256      # samples per microphone read (one STFT hop, 23.2 ms)
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """What the picture shows; the worker replaces it, never mutates it.
+
+    heatmap: (rows, cols) float32 in 0..1 or None (14 x 19 for a 4:3
+    picture).  selected: normalised (x, y) of the isolated point or None.  bypass: the mixture is played.  auto: the
+    loudest cell is followed.  degraded: vision updates are being skipped.
+    """
+
+    heatmap: np.ndarray | None = None
+    selected: tuple[float, float] | None = None
+    bypass: bool = False
+    auto: bool = False
+    frozen: bool = False
+    degraded: bool = False
+
+
+def percentile_ms(values, q: float) -> float:
+    """q-th percentile of a sequence of milliseconds (nan when empty)."""
+    return float(np.percentile(np.asarray(values, float), q)) if len(values) else float("nan")
+
+
+class Pipeline:
+    """Separation worker plus the plumbing around it.
+
+    Args:
+        separator: a `realtime.streaming.separator.StreamingSeparator`.
+        mic: audio source with ``start/stop/read(n, timeout, out)/stats``
+            (`MicrophoneStream` or `FileMicrophone`).
+        speaker: sink with ``start/stop/write/stats`` or None.
+        camera: `CameraSource` or None (audio only).  In offline mode a
+            file camera is read in pull mode (``pace=False``).
+        sinks: callables ``sink(isolated (m,), mixture (n,) | None, in_pos,
+            out_pos)`` run on the writer thread for every block (e.g. --out
+            WAV); positions are the stream sample indices of the blocks' starts.
+        realtime: True for live devices / paced files (drop video work and
+            full queues); False for offline files (keep everything).
+        visual_hz: vision updates per second of audio.
+        duration_s: stop after this many seconds of audio (None: until the
+            source ends or `stop()`).
+        initial_select: None, 'auto' or (x, y) picture pixels, applied once the
+            first frame is known.
+        jitter_ms: silence queued ahead of the first output so late chunks
+            do not underflow the speaker (part of the latency budget).
+        keep_frames, pool_frames: see `realtime.pipeline.frames.FrameFeed` (offline:
+            queue every frame for `next_frame`; vision max-pooled over N frames).
+    """
+
+    def __init__(self, separator, mic, speaker=None, camera=None, sinks=(),
+                 realtime: bool = True, visual_hz: float = 2.0,
+                 duration_s: float | None = None, initial_select=None,
+                 jitter_ms: float = 30.0, keep_frames: bool = False,
+                 pool_frames: int = 3) -> None:
+        self.sep, self.mic, self.speaker, self.camera = separator, mic, speaker, camera
+        self.realtime = realtime
+        self.visual_period = 1.0 / visual_hz if visual_hz > 0 else float("inf")
+        self.max_samples = None if duration_s is None else int(duration_s * MODEL_RATE)
+        self.jitter = int(jitter_ms * MODEL_RATE / 1000) if speaker is not None else 0
+        self.sinks = list(sinks)
+        self.writer = BackgroundWriter(maxsize=256, name="audio-writer")
+        self.commands: queue.Queue = queue.Queue(maxsize=32)
+        self.frames = FrameFeed(separator, camera, pool_frames, keep_frames)
+        self.frame_queue = self.frames.queue
+        self.view = ViewState()
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+        self._initial = initial_select
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._selected = None
+        self._auto = False
+        # ---- counters (written by the worker only)
+        self.consumed = 0                     # samples read from the mic
+        self.produced = 0                     # isolated samples produced
+        self.chunks = 0
+        self.late = 0                         # chunks slower than their duration
+        self.nonfinite = 0                    # outputs with NaN/Inf (muted)
+        self.compute_ms: collections.deque = collections.deque(maxlen=4000)
+        self.visual_ms: collections.deque = collections.deque(maxlen=1000)
+        self.visual_updates = self.visual_skipped = 0
+        self.visual_deferred = 0              # chunks at which due vision waited for slack
+        self._busy = collections.deque(maxlen=4000)   # (audio_s, busy_s) per block
+        self._min_lag = None
+        self._visual_due = 0.0
+        self._degraded_until = 0.0
+        self.t_start = None
+
+    @property
+    def chunk_samples(self) -> int:
+        return int(self.sep.chunk_samples)
+
+    @property
+    def chunk_ms(self) -> float:
+        return 1000.0 * self.chunk_samples / MODEL_RATE
+
+    def rtf(self, window_s: float = 5.0) -> float:
+        """Worker busy time (separation + vision) / audio time, last `window_s` s of audio."""
+        audio = busy = 0.0
+        for a, b in reversed(self._busy):
+            audio, busy = audio + a, busy + b
+            if audio >= window_s:
+                break
+        return busy / audio if audio > 0 else float("nan")
+
+    def snapshot(self) -> dict:
+        """Counters for the HUD, the log and benchmarks (plain numbers)."""
+        mic, spk = self.mic.stats, self.speaker.stats if self.speaker is not None else None
+        cam = self.camera.stats if self.camera is not None else None
+        dropped = mic.dropped_samples + (spk.dropped_samples if spk else 0)
+        return {
+            "audio_s": self.consumed / MODEL_RATE, "chunks": self.chunks, "late": self.late,
+            "compute_med_ms": percentile_ms(self.compute_ms, 50),
+            "compute_p95_ms": percentile_ms(self.compute_ms, 95),
+            "compute_p99_ms": percentile_ms(self.compute_ms, 99),
+            "rtf": self.rtf(), "latency_ms": float(self.sep.total_latency_ms),
+            "overflows": mic.overflows, "underflows": spk.underflows if spk else 0,
+            "underrun_samples": spk.underrun_samples if spk else 0,
+            "dropped_samples": dropped, "dropped_blocks": -(-dropped // READ_BLOCK),
+            "writer_dropped": self.writer.dropped,
+            "video_dropped": cam.dropped if cam else 0,
+            "visual_updates": self.visual_updates, "visual_skipped": self.visual_skipped,
+            "visual_deferred": self.visual_deferred,
+            "degraded": time.monotonic() < self._degraded_until,
+            "camera_lost": bool(cam and cam.lost), "nonfinite": self.nonfinite,
+        }
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "Pipeline":
+        """Start camera, microphone, speaker and the worker thread.
+        Raises DeviceError / CameraError from the devices."""
+        if self.camera is not None:
+            self.camera.start()
+        if self.speaker is not None:
+            self.speaker.start()
+        self.mic.start()
+        self.t_start = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="separation-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, drain_s: float = 2.0) -> None:
+        """Stop the worker, finish the writers and close the devices (idempotent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+        self.writer.close()
+        if self.speaker is not None:
+            if drain_s > 0 and self.error is None and hasattr(self.speaker, "drain"):
+                self.speaker.drain(timeout=drain_s)
+            self.speaker.stop()
+        self.mic.stop()
+        if self.camera is not None:
+            self.camera.stop()
+
+    @property
+    def audio_t0(self) -> float:
+        """When input sample 0 (the first --out sample) happened, on the clock
+        of the frame times `realtime.app.window.MainLoop` gives video writers: stream
+        time 0 when it writes queued frames (offline), else time.monotonic()
+        at `start` (live: the microphone started then)."""
+        return 0.0 if self.frame_queue is not None else float(self.t_start or 0.0)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        """Ask the worker to finish (safe from signal handlers: sets a flag)."""
+        self._stop.set()
+
+    def command(self, name: str, *args) -> bool:
+        """Queue a command for the worker: ('select', xn, yn), ('auto',),
+        ('bypass', on|None=toggle), ('freeze', on).  False if the queue is full."""
+        try:
+            self.commands.put_nowait((name, args))
+            return True
+        except queue.Full:
+            return False
+
+    # ---------------------------------------------------------- frames (GUI)
+    def latest_frame(self):
+        """Newest camera frame ``(frame_bgr (H, W, 3) uint8, t_s, index)`` or None."""
+        return self.frames.latest()
+
+    def next_frame(self, timeout: float = 0.1):
+        """Offline + keep_frames: the next pulled frame in order, or None."""
+        return self.frames.next(timeout)
+
+    # --------------------------------------------------------------- worker
+    def _run(self) -> None:
+        buf = np.zeros(READ_BLOCK, np.float32)
+        try:
+            while not self._stop.is_set():
+                if self.max_samples is not None and self.consumed >= self.max_samples:
+                    break
+                block = self.mic.read(READ_BLOCK, timeout=0.1, out=buf)
+                if block is None:
+                    if getattr(self.mic, "ended", False):
+                        break
+                    continue
+                self._step(block)
+            # every fed sample comes out (zero padding), then the stream resets
+            self._emit(self.sep.flush(), None, self.consumed)
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        finally:
+            self.finished.set()
+
+    def _step(self, block: np.ndarray) -> None:
+        """One microphone block (READ_BLOCK,) float32 through the separator."""
+        self._apply_commands()
+        t_end = (self.consumed + block.shape[0]) / MODEL_RATE
+        if self.frames.feed(t_end, self.consumed / MODEL_RATE, self._stop.is_set):
+            self._apply_initial()
+        t0 = time.perf_counter()
+        out = self.sep.feed(block)
+        busy = time.perf_counter() - t0
+        in_pos = self.consumed
+        self.consumed += block.shape[0]
+        if out.shape[0]:
+            if not np.isfinite(out).all():     # never send NaN/Inf to a sound card
+                self.nonfinite += 1
+                np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            n = max(1, out.shape[0] // self.chunk_samples)
+            for _ in range(n):
+                self.compute_ms.append(1000.0 * busy / n)
+            self.chunks += n
+            self.late += int(busy / n * 1000.0 > self.chunk_ms)
+        self._emit(out, block.copy(), in_pos)
+        if out.shape[0]:   # right after a chunk: the most slack before the next one
+            busy += self._maybe_update_visual(t_end)
+        self._busy.append((block.shape[0] / MODEL_RATE, busy))
+
+    def _emit(self, isolated: np.ndarray, mixture: np.ndarray | None, in_pos: int) -> None:
+        """Play `isolated` and hand both blocks to the sinks with their stream
+        positions (`in_pos`: input sample index of mixture[0]; the output
+        position of isolated[0] is `produced` before this call)."""
+        out_pos = self.produced
+        if isolated.shape[0]:
+            if self.speaker is not None:
+                if self.produced == 0 and self.jitter:   # margin ahead of the first chunk
+                    self.speaker.write(np.zeros(self.jitter, np.float32))
+                self.speaker.write(isolated)
+            self.produced += isolated.shape[0]
+        for sink in self.sinks:
+            self.writer.submit(sink, isolated, mixture, in_pos, out_pos, block=not self.realtime)
+
+    def _behind(self) -> bool:
+        """More than one chunk of audio waiting: the worker is late."""
+        if not self.realtime:
+            return False
+        lag = (time.monotonic() - self.t_start) - self.consumed / MODEL_RATE
+        self._min_lag = lag if self._min_lag is None else min(self._min_lag, lag)
+        return lag - self._min_lag > self.chunk_samples / MODEL_RATE
+
+    def _slack_s(self) -> float:
+        """Live: seconds until the next chunk's audio is complete (inf offline)."""
+        if not self.realtime or self._min_lag is None or self.t_start is None:
+            return float("inf")
+        next_end = (self.consumed // self.chunk_samples + 1) * self.chunk_samples
+        return self.t_start + self._min_lag + next_end / MODEL_RATE - time.monotonic()
+
+    def _maybe_update_visual(self, t_audio: float) -> float:
+        """Run vision when due; returns the seconds it took (0 if skipped or deferred).
+
+        Live, vision that would not finish before the next chunk's audio is complete
+        (median vision time + VISION_MARGIN_S) waits for a later chunk, at most
+        MAX_VISION_WAIT_S; then it runs anyway (the HUD shows 'degraded') unless the
+        worker is more than a chunk behind, which skips it. Run blindly, a 2:1 picture's
+        ~40 ms of vision after a slow chunk made the speaker run dry."""
+        if t_audio < self._visual_due:
+            return 0.0
+        behind = self._behind()  # also keeps the lag baseline current
+        expected = (percentile_ms(self.visual_ms, 50) / 1000.0) if self.visual_ms else 0.0
+        waited = t_audio - self._visual_due
+        if not behind and waited < MAX_VISION_WAIT_S and \
+                expected + VISION_MARGIN_S > self._slack_s():
+            self.visual_deferred += 1
+            return 0.0
+        self._visual_due = max(self._visual_due + self.visual_period, t_audio)
+        if behind or waited >= MAX_VISION_WAIT_S:
+            self._degraded_until = time.monotonic() + 2.0
+        if behind:
+            self.visual_skipped += 1
+            self._publish()
+            return 0.0
+        t0 = time.perf_counter()
+        changed = self.frames.update()
+        dt = time.perf_counter() - t0
+        if changed:
+            self.visual_updates += 1
+            self.visual_ms.append(1000.0 * dt)
+            if self._auto:
+                self.sep.select_auto()
+            self._publish()
+        return dt
+
+    def _apply_initial(self) -> None:
+        sel, self._initial = self._initial, None
+        if sel == "auto":
+            self._auto = True
+        elif sel is not None:
+            w, h = self.frames.size
+            self._select(min(max(sel[0] / w, 0.0), 1.0), min(max(sel[1] / h, 0.0), 1.0))
+
+    def _select(self, x: float, y: float) -> None:
+        self._auto = False
+        self._selected = (float(x), float(y))
+        self.sep.select(float(x), float(y))
+        self._publish()
+
+    def _apply_commands(self) -> None:
+        while True:
+            try:
+                name, args = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if name == "select":
+                self._select(*args)
+            elif name == "auto":
+                self._auto = True
+                if self.visual_updates:
+                    self.sep.select_auto()
+            elif name == "bypass":
+                on = (not self.sep.bypass) if not args or args[0] is None else bool(args[0])
+                self.sep.bypass = on
+            elif name == "freeze":
+                self.frames.frozen = bool(args[0]) if args else not self.frames.frozen
+            self._publish()
+
+    def _selected_point(self):
+        if self._auto:
+            return self.sep.selected_point
+        return self._selected
+
+    def _publish(self) -> None:
+        heat = self.sep.heatmap
+        self.view = ViewState(
+            heatmap=None if heat is None else np.array(heat, np.float32, copy=True),
+            selected=self._selected_point(), bypass=bool(self.sep.bypass), auto=self._auto,
+            frozen=self.frames.frozen, degraded=time.monotonic() < self._degraded_until)

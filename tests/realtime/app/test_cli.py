@@ -1,0 +1,245 @@
+"""`realtime-sep` command line: help, one-line errors with exit code 2, device
+listing against a real PulseAudio server, automatic headless mode and the
+--demo, all with real components (a tiny random-weight checkpoint stands in
+for the default model where one is needed; no test double here)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.realtime.doubles import cached_duet
+
+from realtime.app.cli import get_parser, main
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+FLAGS = ("--camera", "--mic", "--speaker", "--engine", "--model", "--list-devices", "--no-pace",
+         "--context", "--hop-frames", "--lookahead", "--duration", "--blocksize", "--log-every",
+         "--headless", "--out", "--save-video", "--select", "--demo", "--demo-out")
+
+
+@pytest.fixture(scope="module")
+def duet():
+    return cached_duet()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A randomly initialised small PixelPlayer checkpoint (real model code)."""
+    import pixelplayer
+    from pixelplayer import ModelConfig, PixelPlayer
+
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return str(pixelplayer.save(PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)), path))
+
+
+def test_help_lists_every_flag(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in FLAGS:
+        assert flag in text, flag
+    assert "h heatmap" in text and "q/Esc quit" in text
+
+
+def test_parser_defaults_are_the_streaming_contract():
+    from engines import EngineSpec
+    from realtime.app.session import build_spec
+
+    args = get_parser().parse_args([])
+    assert (args.camera, args.mic, args.speaker, args.engine, args.model) == \
+        ("0", "default", "default", "auto", "default")
+    spec = build_spec(args)
+    assert spec == EngineSpec()  # one source of truth for the live defaults
+    # 4 hop frames + 766 samples of STFT overlap = 162 ms <= 170 ms.
+    assert spec.hop_frames == 3 and spec.lookahead == 1 and spec.context_frames == 128
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    """The README's deploy recipe, step 1: export-engine --format all (defaults)."""
+    from export.cli import main as export_main
+
+    out = tmp_path_factory.mktemp("engines_out")
+    assert export_main(["--model", tiny_model, "--format", "all", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_readme_deploy_recipe_runs_the_exported_onnx_engine(duet, exported, tmp_path, capsys):
+    scene_dir, meta = duet
+    x, y = meta["players"][0]["centre"]
+    capsys.readouterr()
+    code = main(["--model", str(exported), "--engine", "onnx", "--camera",
+                 os.path.join(scene_dir, "video.mp4"), "--mic", os.path.join(scene_dir, "mixture.wav"),
+                 "--headless", "--no-pace", "--speaker", "none", "--select", f"{x},{y}",
+                 "--out", str(tmp_path / "iso.wav"), "--log-every", "0"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "engine: onnxruntime-cpu\n" in text  # the exported graphs ran, not torch
+    assert sf.info(str(tmp_path / "iso.wav")).frames > 11025
+
+
+@pytest.mark.slow
+def test_flags_that_contradict_the_export_are_refused(duet, exported, capsys):
+    scene_dir, _ = duet
+    code, err = _bad(["--model", str(exported), "--hop-frames", "8", "--camera",
+                      os.path.join(scene_dir, "video.mp4"), "--mic", os.path.join(scene_dir, "mixture.wav"),
+                      "--headless", "--speaker", "none"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "was exported for --hop-frames 3, not --hop-frames 8" in err
+    assert "re-export with export-engine --hop-frames 8" in err
+
+
+def test_a_named_engine_that_cannot_run_exits_2(duet, tiny_model, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("TensorRT may run here")
+    scene_dir, _ = duet
+    code, err = _bad(["--model", tiny_model, "--engine", "tensorrt", "--camera",
+                      os.path.join(scene_dir, "video.mp4"), "--mic", os.path.join(scene_dir, "mixture.wav"),
+                      "--headless", "--speaker", "none", "--no-pace"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "cannot load engine: engine 'tensorrt' cannot run here" in err
+
+
+def _bad(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--camera", "/nope/missing.mp4"], "cannot open video file /nope/missing.mp4"),
+    (["--camera", "7"], "cannot open camera 7"),
+    (["--camera", "SCENE_MP4", "--mic", "SCENE_WAV", "--speaker", "none", "--hop-frames", "0"],
+     "bad streaming settings"),
+])
+def test_bad_camera_or_settings_exit_2_with_one_line(duet, argv, needle, capsys):
+    scene_dir, _ = duet
+    names = {"SCENE_MP4": os.path.join(scene_dir, "video.mp4"),
+             "SCENE_WAV": os.path.join(scene_dir, "mixture.wav")}
+    code, err = _bad([names.get(a, a) for a in argv] + ["--headless"], capsys)
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert err.startswith("realtime-sep: error: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("mic,speaker,needle", [
+    ("/nope/missing.wav", "none", "cannot open audio file /nope/missing.wav"),
+    ("no-such-microphone-xyz", "none", "input device"),
+    ("SCENE_WAV", "no-such-speaker-xyz", "output device"),
+])
+def test_bad_mic_or_speaker_exit_2_naming_it(duet, mic, speaker, needle, capsys):
+    scene_dir, _ = duet
+    mic = os.path.join(scene_dir, "mixture.wav") if mic == "SCENE_WAV" else mic
+    code, err = _bad(["--camera", os.path.join(scene_dir, "video.mp4"), "--mic", mic,
+                      "--speaker", speaker, "--headless"], capsys)
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert "realtime-sep --list-devices" in err
+
+
+@pytest.mark.parametrize("model,needle", [
+    ("GARBAGE", "not a readable safetensors file"),
+    ("/nope/model.safetensors", "no such checkpoint file"),
+])
+def test_bad_model_exits_2_with_one_line(duet, tmp_path, model, needle, capsys):
+    scene_dir, _ = duet
+    if model == "GARBAGE":
+        model = str(tmp_path / "garbage.safetensors")
+        with open(model, "wb") as f:
+            f.write(b"\x00not a checkpoint" * 10)
+    code, err = _bad(["--camera", os.path.join(scene_dir, "video.mp4"),
+                      "--mic", os.path.join(scene_dir, "mixture.wav"), "--speaker", "none",
+                      "--model", model, "--engine", "torch", "--headless"], capsys)
+    assert code == 2 and "cannot load model" in err and needle in err, err
+    assert err.count("\n") == 1
+
+
+def test_errors_from_the_real_process_have_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "realtime.app.cli", "--camera", "/nope/x.mp4"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_demo_without_default_weights_says_how_to_get_them(capsys):
+    from pixelplayer.checkpoint import DEFAULT_WEIGHTS
+
+    if DEFAULT_WEIGHTS.is_file():
+        pytest.skip("the default model exists (see test_demo_with_the_default_model)")
+    code, err = _bad(["--demo", "--headless"], capsys)
+    assert code == 2 and "default model is not trained yet" in err and "--model" in err
+    assert err.count("\n") == 1
+
+
+def test_list_devices_shows_the_pulseaudio_null_sinks(pulse_server):
+    proc = subprocess.run([sys.executable, "-m", "realtime.app.cli", "--list-devices"],
+                          capture_output=True, text=True, timeout=60, env=pulse_server.env())
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "pulse (ALSA)" in out and "Cameras" in out
+    for name in ("mic_sink.monitor", "spk_sink"):
+        assert name in out, out
+
+
+def test_no_display_runs_headless_automatically(duet, tiny_model, tmp_path, monkeypatch, capsys):
+    """Real checkpoint + real torch engine, no DISPLAY: the run falls back to headless."""
+    scene_dir, _ = duet
+    monkeypatch.delenv("DISPLAY", raising=False)
+    out = tmp_path / "iso.wav"
+    code = main(["--camera", os.path.join(scene_dir, "video.mp4"),
+                 "--mic", os.path.join(scene_dir, "mixture.wav"), "--speaker", "none",
+                 "--model", tiny_model, "--engine", "torch", "--no-pace", "--duration", "2",
+                 "--out", str(out), "--select", "100,100"])
+    text = capsys.readouterr().out
+    assert code == 0 and "running headless" in text
+    data, rate = sf.read(out)
+    assert rate == 11025 and data.size == 2 * 11025 + (-2 * 11025) % 256
+    assert np.isfinite(data).all() and np.abs(data).max() > 0
+
+
+def test_demo_headless_writes_isolated_sounds_video_and_sdr(tiny_model, tmp_path, monkeypatch,
+                                                            capsys):
+    """--demo end to end with a real (random-weight) checkpoint: FluidSynth scene,
+    one offline run per player, SDR table against the true sources."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("PIXELPLAYER_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code = main(["--demo", "--model", tiny_model, "--engine", "torch", "--no-pace",
+                 "--demo-out", str(tmp_path / "demo"), "--demo-seconds", "3", "--log-every", "0"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    files = sorted(os.listdir(tmp_path / "demo"))
+    assert files == ["annotated_0_guitar.mp4", "annotated_1_violin.mp4", "isolated_0_guitar.wav",
+                     "isolated_1_violin.wav", "scene"]
+    for name in ("isolated_0_guitar.wav", "isolated_1_violin.wav"):
+        assert sf.info(str(tmp_path / "demo" / name)).frames >= 3 * 11025
+    assert "| player | instrument | SDR isolated (dB) | SDR mixture (dB) |" in text
+    assert text.count("| guitar |") == 1 and text.count("| violin |") == 1
+
+
+@pytest.mark.slow
+def test_demo_with_the_default_model(tmp_path, monkeypatch, capsys):
+    """The README's main command, headless, with the trained default model:
+    on average the isolated outputs beat the mixture's SDR."""
+    from pixelplayer.checkpoint import DEFAULT_WEIGHTS
+    from realtime.app.demo import sdr_table
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("default weights not trained yet (pixelplayer/weights/default.safetensors)")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("PIXELPLAYER_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "demo"
+    assert main(["--demo", "--no-pace", "--demo-out", str(out), "--log-every", "0"]) == 0
+    import json
+
+    meta = json.load(open(out / "scene" / "scene.json"))
+    wavs = [str(out / f"isolated_{p['index']}_{p['instrument']}.wav") for p in meta["players"]]
+    _, rows = sdr_table(meta, str(out / "scene"), wavs)
+    gains = [r["sdr_isolated"] - r["sdr_mixture"] for r in rows]
+    assert np.mean(gains) > 0, (rows, capsys.readouterr().out)
+

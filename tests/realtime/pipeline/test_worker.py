@@ -1,0 +1,329 @@
+"""The live pipeline (threads, queues, sinks, recordings, signals) on real parts.
+
+Real: the StreamingSeparator, the engines' DSP graph, CameraSource decoding
+real MP4 files (and an HTTP stream), FileMicrophone, WavRecorder, ffmpeg,
+threads and POSIX signals to a real `realtime-sep` process.
+Test double: the model only (`realtime_doubles.BandEngine`: left half of
+the picture = below 600 Hz, right half = above), so that "the output follows
+the selected player" has a known answer with the guitar (left, low) + violin
+(right, high) duet rendered by FluidSynth.
+"""
+
+import functools
+import http.server
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.realtime.doubles import REPO, RUNNER, BandEngine, cached_duet, correlation
+
+from realtime.io.audio_common import MODEL_RATE
+from realtime.io.audio_files import FileMicrophone
+from realtime.io.camera import CameraSource
+from realtime.app.session import latency_budget
+from realtime.app.loop import MainLoop
+from realtime.pipeline.worker import Pipeline
+from realtime.io.recordings import Recording
+from realtime.io.writers import AlignedWavSink
+from realtime.streaming.separator import StreamingSeparator
+
+
+
+@pytest.fixture(scope="module")
+def duet():
+    """(scene dir, scene.json): 6 s guitar (left) + violin (right) duet."""
+    return cached_duet()
+
+
+def _sources(scene_dir, meta):
+    return [sf.read(os.path.join(scene_dir, p["source"]), dtype="float32")[0]
+            for p in meta["players"]]
+
+
+def _mixture(scene_dir):
+    return sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")[0]
+
+
+class ListSink:
+    """In-memory pipeline sink: the raw isolated stream and the mixture blocks."""
+
+    def __init__(self):
+        self.iso, self.mix = [], []
+
+    def __call__(self, isolated, mixture, in_pos, out_pos):
+        self.iso.append(isolated.copy())
+        if mixture is not None:
+            self.mix.append(mixture.copy())
+
+    @property
+    def isolated(self):
+        return np.concatenate(self.iso)
+
+
+def _run_offline(scene_dir, select=None, commands=(), engine=None, audio="mixture.wav", **kw):
+    """One offline run of the whole pipeline; returns (pipeline, ListSink)."""
+    sep = StreamingSeparator(engine or BandEngine())
+    sink = ListSink()
+    camera = CameraSource(os.path.join(scene_dir, "video.mp4"), pace=False)
+    mic = FileMicrophone(os.path.join(scene_dir, audio), pace=False)
+    p = Pipeline(sep, mic, None, camera, sinks=[sink], realtime=False, initial_select=select, **kw)
+    for c in commands:
+        p.command(*c)
+    p.start()
+    try:
+        assert p.finished.wait(60), "offline run did not finish"
+    finally:
+        p.stop()
+    assert p.error is None, p.error
+    return p, sink
+
+
+@pytest.mark.parametrize("player", [0, 1])
+def test_offline_output_follows_the_selected_player(duet, player):
+    scene_dir, meta = duet
+    sources, mixture = _sources(scene_dir, meta), _mixture(scene_dir)
+    p, sink = _run_offline(scene_dir, select=tuple(meta["players"][player]["centre"]))
+    out = sink.isolated
+    lat = p.sep.latency_samples
+    # feed() output is the input delayed by latency_samples, flushed to whole chunks.
+    assert out.size % p.chunk_samples == 0 and out.size >= mixture.size + lat
+    aligned = out[lat:lat + mixture.size]
+    own, other = correlation(aligned, sources[player]), correlation(aligned, sources[1 - player])
+    assert own > 0.8 and other < 0.2, (own, other)
+    # the 2:1 duet picture keeps its aspect: 224 x 448 pixels, 14 x 28 cells
+    assert p.view.selected is not None and p.view.heatmap.shape == (14, 28)
+    assert p.visual_updates >= 6 * 2 - 2          # ~2 Hz over 6 s of audio
+    assert p.snapshot()["dropped_samples"] == 0 and p.writer.dropped == 0
+
+
+def test_bypass_plays_the_mixture_with_the_stated_latency(duet):
+    scene_dir, meta = duet
+    mixture = _mixture(scene_dir)
+    p, sink = _run_offline(scene_dir, select=tuple(meta["players"][0]["centre"]),
+                           commands=[("bypass", True)])
+    out, lat = sink.isolated, p.sep.latency_samples
+    assert p.view.bypass
+    np.testing.assert_allclose(out[lat:lat + mixture.size], mixture, atol=1e-6)   # + dither
+    assert np.abs(out[:lat]).max() < 1e-6
+
+
+@pytest.mark.parametrize("player", [0, 1])
+def test_auto_select_follows_the_loudest_cell(duet, player):
+    """Only one player sounds (its source is the microphone): auto picks its side."""
+    scene_dir, meta = duet
+    p, _ = _run_offline(scene_dir, select="auto", audio=meta["players"][player]["source"],
+                        duration_s=2.0)
+    x, _ = p.view.selected
+    assert p.view.auto and (x < 0.5) == (player == 0)
+
+
+def test_aligned_wav_sink_writes_exactly_the_input_timeline(duet, tmp_path):
+    scene_dir, meta = duet
+    mixture = _mixture(scene_dir)
+    sep = StreamingSeparator(BandEngine())
+    sep.bypass = True
+    sink = AlignedWavSink(tmp_path / "out.wav", sep.latency_samples)
+    pos_in = pos_out = 0
+    for block in np.array_split(mixture, 40):          # uneven blocks
+        out = sep.feed(block)
+        sink(out, block, pos_in, pos_out)
+        pos_in, pos_out = pos_in + block.size, pos_out + out.size
+    sink(sep.flush(), None, pos_in, pos_out)
+    sink.close()
+    data, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == MODEL_RATE and data.size == mixture.size
+    np.testing.assert_allclose(data, mixture, atol=1.5 / 32768)   # PCM_16
+
+
+def test_recording_started_mid_stream_lines_mixture_up_with_isolated(duet, tmp_path):
+    """r-key recording: in bypass the isolated file must equal the mixture file."""
+    scene_dir, _ = duet
+    mixture = _mixture(scene_dir)[:3 * MODEL_RATE]
+    sep = StreamingSeparator(BandEngine())
+    sep.bypass = True
+    rec = None
+    pos_in = pos_out = 0
+    for k, block in enumerate(np.array_split(mixture, 97)):
+        out = sep.feed(block)
+        if k == 31:       # not on a chunk boundary
+            rec = Recording(tmp_path, fps=25.0, latency=sep.latency_samples)
+            frame = np.zeros((64, 96, 3), np.uint8)
+            for i in range(10):
+                rec.write_frame(frame, i / 25.0)
+        if rec is not None:
+            rec.write_audio(out, block, pos_in, pos_out)
+        pos_in, pos_out = pos_in + block.size, pos_out + out.size
+    rec.close()
+    iso = sf.read(rec.paths["isolated"], dtype="float32")[0]
+    mix = sf.read(rec.paths["mixture"], dtype="float32")[0]
+    n = min(iso.size, mix.size)
+    assert n > MODEL_RATE
+    np.testing.assert_allclose(iso[:n], mix[:n], atol=1.5 / 32768)
+    cap = cv2.VideoCapture(rec.paths["video"])
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 10 and cap.read()[0]
+
+
+class SlowVisionEngine(BandEngine):
+    """BandEngine whose vision takes 150 ms: more than a 93 ms chunk."""
+
+    def _vision(self, frames):
+        time.sleep(0.15)
+        return super()._vision(frames)
+
+
+def test_slow_vision_is_dropped_first_and_audio_stays_continuous(duet):
+    scene_dir, meta = duet
+    sep = StreamingSeparator(SlowVisionEngine())
+    sink = ListSink()
+    camera = CameraSource(os.path.join(scene_dir, "video.mp4"), pace=True)
+    mic = FileMicrophone(os.path.join(scene_dir, "mixture.wav"), pace=True)
+    p = Pipeline(sep, mic, None, camera, sinks=[sink], realtime=True, duration_s=3.0,
+                 initial_select=tuple(meta["players"][1]["centre"]))
+    lines = []
+    loop = MainLoop(p, None, None, log=lines.append, log_every=0.5)
+    p.start()
+    try:
+        assert loop.run() == "ended"
+    finally:
+        p.stop()
+    snap = p.snapshot()
+    # Vision never fits between chunks: it waits for slack, then runs late or is skipped.
+    assert p.visual_deferred >= 5 and p.visual_updates >= 2, snap
+    assert p.visual_updates < 3.0 * 2.0, snap           # fewer than --visual-hz asks for
+    assert snap["dropped_samples"] == 0                 # no audio lost
+    assert sink.isolated.size >= 3 * MODEL_RATE - p.chunk_samples
+    assert any("machine too slow" in line for line in lines), lines
+
+
+@pytest.fixture()
+def http_video(duet, tmp_path):
+    """The duet video as MJPG AVI (streamable without seeking) over HTTP on a
+    free local port: (server, url)."""
+    scene_dir, meta = duet
+    cap = cv2.VideoCapture(os.path.join(scene_dir, "video.mp4"))
+    writer = cv2.VideoWriter(str(tmp_path / "cam.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25.0,
+                             tuple(meta["size"]))
+    ok, frame = cap.read()
+    while ok:
+        writer.write(frame)
+        ok, frame = cap.read()
+    writer.release()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, f"http://127.0.0.1:{server.server_address[1]}/cam.avi"
+    server.shutdown()
+    server.server_close()
+
+
+def test_camera_lost_mid_run_keeps_audio_running(duet, http_video):
+    scene_dir, meta = duet
+    server, url = http_video
+    sep = StreamingSeparator(BandEngine())
+    sink = ListSink()
+    camera = CameraSource(url, backoff_s=(0.05, 0.2), timeout_s=1.0)
+    mic = FileMicrophone(os.path.join(scene_dir, "mixture.wav"), pace=True)
+    p = Pipeline(sep, mic, None, camera, sinks=[sink], duration_s=4.0, initial_select="auto")
+    lines = []
+    loop = MainLoop(p, None, None, log=lines.append, log_every=0)
+    p.start()
+    threading.Timer(1.0, lambda: (server.shutdown(), server.server_close())).start()
+    try:
+        assert loop.run() == "ended"
+    finally:
+        p.stop()
+    assert any("camera lost" in line for line in lines), lines
+    assert p.snapshot()["dropped_samples"] == 0
+    assert sink.isolated.size >= 4 * MODEL_RATE - p.chunk_samples
+    assert p.visual_updates >= 2
+
+
+def test_latency_budget_names_every_part(duet):
+    p, _ = _run_offline(duet[0], select="auto", duration_s=0.5)
+    line, total = latency_budget(p)
+    for part in ("window", "hop chunk 92.9 ms", "STFT overlap 69.5 ms", "lookahead 0.0 ms",
+                 "algorithmic 162.4 ms", "device buffers none (files)"):
+        assert part in line
+    assert total == pytest.approx(162.4, abs=0.1)
+
+
+# ------------------------------------------------------- the real process
+def _audio_of(mp4):
+    """(stream kinds, first audio track decoded to float32 at 11025 Hz) of an MP4."""
+    kinds = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type",
+                            "-of", "csv=p=0", str(mp4)], capture_output=True, text=True,
+                           timeout=30, check=True).stdout.split()
+    pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(mp4), "-map", "0:a:0?",
+                          "-f", "s16le", "-ac", "1", "-ar", str(MODEL_RATE), "-"],
+                         capture_output=True, timeout=30, check=True).stdout
+    return kinds, np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0
+
+
+def _cli(args, **kw):
+    return subprocess.Popen([*RUNNER, *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_cli_offline_headless_writes_valid_wav_and_video(duet, tmp_path):
+    scene_dir, meta = duet
+    out, video = tmp_path / "iso.wav", tmp_path / "annotated.mp4"
+    cx, cy = meta["players"][1]["centre"]
+    proc = _cli(["--camera", os.path.join(scene_dir, "video.mp4"),
+                 "--mic", os.path.join(scene_dir, "mixture.wav"), "--headless", "--no-pace",
+                 "--out", str(out), "--save-video", str(video), "--select", f"{cx},{cy}"])
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 0, stderr
+    assert "latency budget:" in stdout and "final:" in stdout
+    data, rate = sf.read(out, dtype="float32")
+    n_in = _mixture(scene_dir).size
+    assert rate == MODEL_RATE and data.size == -(-n_in // 256) * 256   # whole mic blocks
+    violin = _sources(scene_dir, meta)[1]
+    assert correlation(data, violin) > 0.8
+    cap = cv2.VideoCapture(str(video))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert abs(frames - meta["n_frames"]) <= 1
+    ok, frame = cap.read()
+    assert ok and frame.shape[1] == meta["size"][0] and frame.shape[0] > meta["size"][1]
+    # The MP4 carries the --out sound, in step (offline, both start at stream time 0).
+    kinds, sound = _audio_of(video)
+    assert kinds == ["video", "audio"]
+    assert correlation(sound[: data.size], data) > 0.9
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_signal_mid_run_leaves_valid_files(duet, tmp_path, sig, code):
+    scene_dir, _ = duet
+    out, video = tmp_path / "iso.wav", tmp_path / "annotated.mp4"
+    proc = _cli(["--camera", os.path.join(scene_dir, "video.mp4"),
+                 "--mic", os.path.join(scene_dir, "mixture.wav"), "--speaker", "none",
+                 "--headless", "--loop", "--out", str(out), "--save-video", str(video),
+                 "--select", "auto", "--log-every", "0.5"])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and \
+                not (out.exists() and out.stat().st_size > 40_000):
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        assert out.exists(), "no output written within 60 s"
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    info = sf.info(str(out))
+    data, _ = sf.read(out, dtype="float32")
+    assert info.frames == data.size > MODEL_RATE          # header matches the data
+    cap = cv2.VideoCapture(str(video))
+    assert cap.read()[0] and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 10
+    kinds, sound = _audio_of(video)                      # the sound was muxed in at shutdown
+    assert kinds == ["video", "audio"] and sound.size > MODEL_RATE
+    assert sorted(os.listdir(tmp_path)) == ["annotated.mp4", "iso.wav"]   # no temporary left
