@@ -4,7 +4,7 @@
 
 Each test duet is streamed as `realtime-sep` does (default model, torch engine, C=128,
 H=3, L=1, vision twice per second on the picture with its aspect kept). Once per second from
-3 s on (the context window is full), the peak of `StreamingSeparator.heatmap_raw` (1 s
+3 s on (the context window is full), the peak of the separator's `heat.raw` (1 s
 running average of separated energy per cell) is mapped to the picture and counted when
 it falls inside a player's box.
 """
@@ -21,8 +21,9 @@ FIRST_S, EVERY_S = 3.0, 1.0
 
 def peaks_on_players(engine, scene) -> tuple[int, int]:
     from realtime.streaming.separator import StreamingSeparator
+    from realtime.streaming.vision import FrameVision
 
-    sep = StreamingSeparator(engine)
+    sep, vision = StreamingSeparator(engine), FrameVision(engine)
     chunk, mix = sep.chunk_samples, scene.mixture
     w, h = scene.size
     hits = total = 0
@@ -30,14 +31,14 @@ def peaks_on_players(engine, scene) -> tuple[int, int]:
     for start in range(0, mix.size - chunk + 1, chunk):
         t = start / 11025.0
         while next_frame <= t:
-            sep.push_frame(scene.frames_at(next_frame), next_frame)
-            sep.update_visual()
+            vision.push(scene.frames_at(next_frame), next_frame)
+            sep.set_visual(vision.update())
             next_frame += 1.0 / VISION_HZ
         sep.feed(mix[start:start + chunk])
         t_end = (start + chunk) / 11025.0
-        if t_end >= next_check and sep.heatmap_raw is not None:
+        if t_end >= next_check and sep.heat.raw is not None:
             rows, cols = sep.grid_shape
-            row, col = divmod(int(np.argmax(sep.heatmap_raw)), cols)
+            row, col = divmod(int(np.argmax(sep.heat.raw)), cols)
             x, y = (col + 0.5) / cols * w, (row + 0.5) / rows * h
             hits += scene.player_at(x, y) is not None
             total += 1
@@ -60,8 +61,8 @@ def main(argv=None) -> int:
     from pixelplayer.data.scenes import scene_from_cache
     from pixelplayer.data.synthetic import SyntheticSolos
 
-    engine = engines.load("torch", pixelplayer.load(args.model), EngineSpec(hop_frames=3, lookahead=1),
-                          device="cpu", threads=args.threads)
+    engine = engines.load("torch", pixelplayer.load(args.model), EngineSpec(), device="cpu",
+                          threads=args.threads)
     solos = SyntheticSolos(args.data)
     hits = total = 0
     print("| scene | peak on a player |\n|---:|---:|")

@@ -165,7 +165,7 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
     recs, marks = [], {}
 
     def after_warmup():
-        marks.update(chunks=len(p.compute_ms), snap=p.snapshot(), cpu=_Cpu(),
+        marks.update(chunks=p.stats.chunks, snap=p.snapshot(), cpu=_Cpu(),
                      underrun=p.speaker.stats.underrun_samples)
 
     timer = threading.Timer(warmup, after_warmup)
@@ -191,11 +191,11 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
 
 def _results(p, marks: dict, seconds: float, bypass: bool, lag: float, spread: float) -> dict:
     """The table's numbers: counters since the warm-up mark."""
-    from realtime.pipeline.worker import percentile_ms
+    from realtime.pipeline.stats import percentile_ms
 
     cpu, cpu_how = marks["cpu"].percent() if "cpu" in marks else (float("nan"), "-")
     end, start = p.snapshot(), marks.get("snap", p.snapshot())
-    ms = list(p.compute_ms)[marks.get("chunks", 0):]
+    ms = list(p.counters.compute_ms)[marks.get("chunks", 0):]  # the worker has stopped
     spk = p.speaker.stats
     delta = {k: end[k] - start[k] for k in ("late", "overflows", "underflows", "dropped_samples",
                                             "video_dropped", "visual_skipped", "visual_updates")}
@@ -204,13 +204,13 @@ def _results(p, marks: dict, seconds: float, bypass: bool, lag: float, spread: f
         "budget_line": marks["budget"][0], "budget_ms": marks["budget"][1],
         "algorithmic_ms": p.sep.total_latency_ms, "chunk_ms": p.chunk_ms,
         "median_ms": percentile_ms(ms, 50), "p95_ms": percentile_ms(ms, 95),
-        "p99_ms": percentile_ms(ms, 99), "rtf": p.rtf(window_s=seconds), "late": delta["late"],
+        "p99_ms": percentile_ms(ms, 99), "rtf": p.counters.rtf(window_s=seconds), "late": delta["late"],
         "overflows": delta["overflows"], "underflows": delta["underflows"],
         "underrun_ms": 1000.0 * (marks.get("underrun_end", spk.underrun_samples)
                                  - marks.get("underrun", 0)) / p.speaker.samplerate,
         "dropped_samples": delta["dropped_samples"], "video_dropped": delta["video_dropped"],
         "vision_skipped": delta["visual_skipped"], "vision_runs": delta["visual_updates"],
-        "vision_ms": percentile_ms(p.visual_ms, 50),
+        "vision_ms": percentile_ms(p.counters.visual_ms, 50),
         "lag_ms": lag, "lag_spread_ms": spread, "cpu_percent": cpu, "cpu_how": cpu_how,
     }
 

@@ -21,6 +21,8 @@ import statistics
 import numpy as np
 import torch
 
+from engines.base import EngineSpec
+
 VIDEO_FPS = 2.0  # vision updates per second: realtime-sep's --visual-hz default
 SKIP_S = 1.0
 
@@ -39,16 +41,17 @@ def offline_estimates(model, scene) -> np.ndarray:
 def stream_one(engine, scene, player: int, chunk: int) -> np.ndarray:
     """The streamed estimate of `player`, aligned with the input (latency removed)."""
     from realtime.streaming.separator import StreamingSeparator
+    from realtime.streaming.vision import FrameVision
 
-    sep = StreamingSeparator(engine)
+    sep, vision = StreamingSeparator(engine), FrameVision(engine)
     w, h = scene.size
     cx, cy = scene.centres[player]
     mix, outs, next_frame = scene.mixture, [], 0.0
     for start in range(0, mix.size, chunk):
         t = start / 11025.0
         while next_frame <= t:
-            sep.push_frame(scene.frames_at(next_frame), next_frame)
-            sep.update_visual()
+            vision.push(scene.frames_at(next_frame), next_frame)
+            sep.set_visual(vision.update())
             next_frame += 1.0 / VIDEO_FPS
         if sep.selected_cell is None and sep.has_visual:
             sep.select(cx / w, cy / h)
@@ -60,19 +63,22 @@ def stream_one(engine, scene, player: int, chunk: int) -> np.ndarray:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="synthetic cache root (test split)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", help="synthetic cache root (its test split's duets)")
+    where.add_argument("--heldout", action="store_true",
+                       help="held-out duets (reserved sounds and pictures: pixelplayer.data.heldout)")
     p.add_argument("--scenes", type=int, default=10)
-    p.add_argument("--context", type=int, default=128)
-    # realtime-sep's defaults
-    p.add_argument("--hop-frames", type=int, default=3)
-    p.add_argument("--lookahead", type=int, default=1)
+    live = EngineSpec()  # realtime-sep's defaults
+    p.add_argument("--context", type=int, default=live.context_frames)
+    p.add_argument("--hop-frames", type=int, default=live.hop_frames)
+    p.add_argument("--lookahead", type=int, default=live.lookahead)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     import engines
     import pixelplayer
-    from engines.base import EngineSpec
+    from pixelplayer.data.heldout import heldout_scene
     from pixelplayer.data.scenes import scene_from_cache
     from pixelplayer.data.synthetic import SyntheticSolos
     from pixelplayer.metrics import sdr
@@ -81,12 +87,12 @@ def main(argv=None) -> int:
     spec = EngineSpec(context_frames=args.context, hop_frames=args.hop_frames,
                       lookahead=args.lookahead)
     engine = engines.load("torch", model, spec, device="cpu", threads=args.threads)
-    solos = SyntheticSolos(args.data)
+    solos = SyntheticSolos(args.data) if args.data else None
     full_s = spec.context_samples / 11025.0
     spans = {f"from {SKIP_S:g} s": SKIP_S, f"steady state (from {full_s:.2f} s)": full_s}
     rows = []
     for seed in range(args.scenes):
-        scene = scene_from_cache(solos, 2, seed=seed, split="test")
+        scene = (scene_from_cache(solos, 2, seed=seed, split="test") if solos else heldout_scene(seed))
         off = offline_estimates(model, scene)
         for pl in range(2):
             est = stream_one(engine, scene, pl, spec.hop_frames * 256)
@@ -96,7 +102,8 @@ def main(argv=None) -> int:
                 ref = scene.sources[pl:pl + 1, k:]
                 scores += [float(sdr(ref, x[None, k:])[0]) for x in (off[pl], est, scene.mixture)]
             rows.append((seed, scene.instruments[pl], *scores))
-    print(f"# streaming vs offline SDR, C={args.context}, H={args.hop_frames}, "
+    print(f"# streaming vs offline SDR on {'held-out' if args.heldout else args.data} duets, "
+          f"C={args.context}, H={args.hop_frames}, "
           f"L={args.lookahead}, {len(rows)} players, model {args.model}, torch {torch.__version__}")
     heads = " | ".join(f"{w} {name}" for name in spans for w in ("offline", "streaming", "mixture"))
     print(f"| scene | player | {heads} |")

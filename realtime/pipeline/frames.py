@@ -8,16 +8,12 @@
   shown before the audio it is about to feed (frame k at k/fps s) and, when a
   video is being written, queues every frame (Queue(8), blocking) for the
   GUI/main thread;
-* vision: `update` runs the frame net on the newest frame only and max-pools
-  the features of `pool_frames` analysed frames spread over the last
-  `span_s` seconds (`realtime.streaming.memory`; the frame net ends in max over
-  frames then a sigmoid, so the max of per-frame sigmoids is the same
-  pooling), 1/N the cost of ``StreamingSeparator.update_visual`` with
-  ``visual_frames=N``; ``pool_frames=1`` calls ``update_visual`` itself.
+* vision: `update` hands the newest frame to `realtime.streaming.vision.
+  FrameVision` (the frame net on the newest frame, features max-pooled over
+  frames spread across the last seconds) and the result to the separator.
 
 Frames are resized once to the frame net's input (short side 224, aspect
-kept: `EngineSpec.vision_shape`, INTER_AREA, as the separator would) and
-converted to RGB.
+kept: `EngineSpec.vision_shape`, INTER_AREA) and converted to RGB.
 """
 
 from __future__ import annotations
@@ -27,8 +23,7 @@ import queue
 import cv2
 import numpy as np
 
-from realtime.streaming.separator import VISUAL_SPAN_S
-from realtime.streaming.memory import SpreadMemory
+from realtime.streaming.vision import VISUAL_SPAN_S, FrameVision
 
 __all__ = ["FrameFeed"]
 
@@ -37,8 +32,7 @@ class FrameFeed:
     """Frames from `camera` to `separator`; see the module docstring.
 
     Args:
-        separator: the `StreamingSeparator` (push_frame, set_visual_features,
-            update_visual, engine.vision, spec.vision_shape).
+        separator: the `StreamingSeparator` (set_visual, engine, click_pool).
         camera: `CameraSource` or None.
         pool_frames: frames whose features are max-pooled (>= 1).
         span_s: those frames are spread over the last span_s seconds.
@@ -50,15 +44,12 @@ class FrameFeed:
         self.sep, self.camera = separator, camera
         self.pull = camera is not None and not getattr(camera, "pace", True)
         self.queue: queue.Queue | None = queue.Queue(maxsize=8) if (self.pull and keep_frames) else None
-        self.pool_frames = max(1, int(pool_frames))
+        self.vision = FrameVision(separator.engine, pool_frames, span_s, separator.click_pool)
         self.frozen = False          # stop pushing frames (the picture is frozen)
         self.size = None             # (W, H) of the camera picture, once known
         self._slot = None            # pull mode: newest (frame_bgr, t_s, index)
         self._pushed = -1
         self._next_t = 0.0
-        self._vision_frame = None    # (t_s, newest model-size RGB frame) not analysed yet
-        self._feats = SpreadMemory(self.pool_frames, span_s)
-        self._feat_shape: tuple | None = None
 
     # ------------------------------------------------------------ GUI side
     def latest(self):
@@ -110,26 +101,14 @@ class FrameFeed:
 
     def _push(self, frame_bgr: np.ndarray, t: float, index: int) -> None:
         self._pushed = index
-        rows, cols = self.sep.spec.vision_shape(frame_bgr.shape[1], frame_bgr.shape[0])
+        rows, cols = self.sep.engine.spec.vision_shape(frame_bgr.shape[1], frame_bgr.shape[0])
         small = cv2.resize(frame_bgr, (cols, rows), interpolation=cv2.INTER_AREA)
-        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        self._vision_frame = (t, rgb)
-        self.sep.push_frame(rgb, t)
+        self.vision.push(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), t)
         if self.size is None:
             self.size = (frame_bgr.shape[1], frame_bgr.shape[0])
 
     def update(self) -> bool:
         """Vision on what arrived since the last call; True if features changed."""
-        if self.pool_frames == 1:
-            return bool(self.sep.update_visual())
-        item, self._vision_frame = self._vision_frame, None
-        if item is None:
-            return False
-        t, frame = item
-        feats = np.asarray(self.sep.engine.vision(frame[None, None]), np.float32)  # (1, K, h, w)
-        if feats.shape != self._feat_shape:
-            self._feats.clear()  # the picture changed size: pool only the new grid
-            self._feat_shape = feats.shape
-        self._feats.push(t, feats)
-        self.sep.set_visual_features(np.max(np.stack(self._feats.pick()), axis=0))
-        return True
+        state = self.vision.update()
+        self.sep.set_visual(state)
+        return state is not None

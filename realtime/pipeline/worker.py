@@ -28,7 +28,6 @@ audio (frame k at k/fps s) and queues block instead of dropping.
 
 from __future__ import annotations
 
-import collections
 import queue
 import threading
 import time
@@ -36,16 +35,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixelplayer.config import HOP
 from realtime.io.audio_common import MODEL_RATE
-from realtime.pipeline.frames import FrameFeed
 from realtime.io.writers import BackgroundWriter
+from realtime.pipeline.frames import FrameFeed
+from realtime.pipeline.stats import WorkerCounters, WorkerStats, percentile_ms
 
 VISION_MARGIN_S = 0.010   # spare time vision must leave before the next chunk (live)
 MAX_VISION_WAIT_S = 1.0   # a vision update waiting longer for slack runs anyway (degraded)
 
-__all__ = ["Pipeline", "ViewState", "percentile_ms"]
+__all__ = ["Pipeline", "ViewState"]
 
-READ_BLOCK = 256      # samples per microphone read (one STFT hop, 23.2 ms)
+READ_BLOCK = HOP      # samples per microphone read: one STFT hop (23.2 ms)
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,6 @@ class ViewState:
     auto: bool = False
     frozen: bool = False
     degraded: bool = False
-
-
-def percentile_ms(values, q: float) -> float:
-    """q-th percentile of a sequence of milliseconds (nan when empty)."""
-    return float(np.percentile(np.asarray(values, float), q)) if len(values) else float("nan")
 
 
 class Pipeline:
@@ -119,17 +115,9 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._selected = None
         self._auto = False
-        # ---- counters (written by the worker only)
-        self.consumed = 0                     # samples read from the mic
-        self.produced = 0                     # isolated samples produced
-        self.chunks = 0
-        self.late = 0                         # chunks slower than their duration
-        self.nonfinite = 0                    # outputs with NaN/Inf (muted)
-        self.compute_ms: collections.deque = collections.deque(maxlen=4000)
-        self.visual_ms: collections.deque = collections.deque(maxlen=1000)
-        self.visual_updates = self.visual_skipped = 0
-        self.visual_deferred = 0              # chunks at which due vision waited for slack
-        self._busy = collections.deque(maxlen=4000)   # (audio_s, busy_s) per block
+        # The worker's tallies (its thread only) and their published, immutable view.
+        self.counters = WorkerCounters(self.chunk_ms)
+        self.stats = WorkerStats()
         self._min_lag = None
         self._visual_due = 0.0
         self._degraded_until = 0.0
@@ -143,35 +131,21 @@ class Pipeline:
     def chunk_ms(self) -> float:
         return 1000.0 * self.chunk_samples / MODEL_RATE
 
-    def rtf(self, window_s: float = 5.0) -> float:
-        """Worker busy time (separation + vision) / audio time, last `window_s` s of audio."""
-        audio = busy = 0.0
-        for a, b in reversed(self._busy):
-            audio, busy = audio + a, busy + b
-            if audio >= window_s:
-                break
-        return busy / audio if audio > 0 else float("nan")
-
     def snapshot(self) -> dict:
-        """Counters for the HUD, the log and benchmarks (plain numbers)."""
+        """Counters for the HUD, the log and benchmarks (plain numbers): the worker's
+        published `WorkerStats` plus the devices' own counters."""
         mic, spk = self.mic.stats, self.speaker.stats if self.speaker is not None else None
         cam = self.camera.stats if self.camera is not None else None
         dropped = mic.dropped_samples + (spk.dropped_samples if spk else 0)
         return {
-            "audio_s": self.consumed / MODEL_RATE, "chunks": self.chunks, "late": self.late,
-            "compute_med_ms": percentile_ms(self.compute_ms, 50),
-            "compute_p95_ms": percentile_ms(self.compute_ms, 95),
-            "compute_p99_ms": percentile_ms(self.compute_ms, 99),
-            "rtf": self.rtf(), "latency_ms": float(self.sep.total_latency_ms),
+            **self.stats.as_dict(), "latency_ms": float(self.sep.total_latency_ms),
             "overflows": mic.overflows, "underflows": spk.underflows if spk else 0,
             "underrun_samples": spk.underrun_samples if spk else 0,
             "dropped_samples": dropped, "dropped_blocks": -(-dropped // READ_BLOCK),
             "writer_dropped": self.writer.dropped,
             "video_dropped": cam.dropped if cam else 0,
-            "visual_updates": self.visual_updates, "visual_skipped": self.visual_skipped,
-            "visual_deferred": self.visual_deferred,
             "degraded": time.monotonic() < self._degraded_until,
-            "camera_lost": bool(cam and cam.lost), "nonfinite": self.nonfinite,
+            "camera_lost": bool(cam and cam.lost),
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -239,9 +213,10 @@ class Pipeline:
     # --------------------------------------------------------------- worker
     def _run(self) -> None:
         buf = np.zeros(READ_BLOCK, np.float32)
+        c = self.counters
         try:
             while not self._stop.is_set():
-                if self.max_samples is not None and self.consumed >= self.max_samples:
+                if self.max_samples is not None and c.consumed >= self.max_samples:
                     break
                 block = self.mic.read(READ_BLOCK, timeout=0.1, out=buf)
                 if block is None:
@@ -250,7 +225,8 @@ class Pipeline:
                     continue
                 self._step(block)
             # every fed sample comes out (zero padding), then the stream resets
-            self._emit(self.sep.flush(), None, self.consumed)
+            self._emit(self.sep.flush(), None, c.consumed)
+            self.stats = c.publish(MODEL_RATE)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         finally:
@@ -258,40 +234,40 @@ class Pipeline:
 
     def _step(self, block: np.ndarray) -> None:
         """One microphone block (READ_BLOCK,) float32 through the separator."""
+        c = self.counters
         self._apply_commands()
-        t_end = (self.consumed + block.shape[0]) / MODEL_RATE
-        if self.frames.feed(t_end, self.consumed / MODEL_RATE, self._stop.is_set):
+        t_end = (c.consumed + block.shape[0]) / MODEL_RATE
+        if self.frames.feed(t_end, c.consumed / MODEL_RATE, self._stop.is_set):
             self._apply_initial()
         t0 = time.perf_counter()
         out = self.sep.feed(block)
         busy = time.perf_counter() - t0
-        in_pos = self.consumed
-        self.consumed += block.shape[0]
+        in_pos = c.consumed
+        c.consumed += block.shape[0]
         if out.shape[0]:
             if not np.isfinite(out).all():     # never send NaN/Inf to a sound card
-                self.nonfinite += 1
+                c.nonfinite += 1
                 np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-            n = max(1, out.shape[0] // self.chunk_samples)
-            for _ in range(n):
-                self.compute_ms.append(1000.0 * busy / n)
-            self.chunks += n
-            self.late += int(busy / n * 1000.0 > self.chunk_ms)
+            c.record_chunks(max(1, out.shape[0] // self.chunk_samples), busy)
         self._emit(out, block.copy(), in_pos)
         if out.shape[0]:   # right after a chunk: the most slack before the next one
             busy += self._maybe_update_visual(t_end)
-        self._busy.append((block.shape[0] / MODEL_RATE, busy))
+        c.record_block(block.shape[0] / MODEL_RATE, busy)
+        if out.shape[0]:
+            self.stats = c.publish(MODEL_RATE)
 
     def _emit(self, isolated: np.ndarray, mixture: np.ndarray | None, in_pos: int) -> None:
         """Play `isolated` and hand both blocks to the sinks with their stream
         positions (`in_pos`: input sample index of mixture[0]; the output
-        position of isolated[0] is `produced` before this call)."""
-        out_pos = self.produced
+        position of isolated[0] is `counters.produced` before this call)."""
+        c = self.counters
+        out_pos = c.produced
         if isolated.shape[0]:
             if self.speaker is not None:
-                if self.produced == 0 and self.jitter:   # margin ahead of the first chunk
+                if c.produced == 0 and self.jitter:   # margin ahead of the first chunk
                     self.speaker.write(np.zeros(self.jitter, np.float32))
                 self.speaker.write(isolated)
-            self.produced += isolated.shape[0]
+            c.produced += isolated.shape[0]
         for sink in self.sinks:
             self.writer.submit(sink, isolated, mixture, in_pos, out_pos, block=not self.realtime)
 
@@ -299,7 +275,7 @@ class Pipeline:
         """More than one chunk of audio waiting: the worker is late."""
         if not self.realtime:
             return False
-        lag = (time.monotonic() - self.t_start) - self.consumed / MODEL_RATE
+        lag = (time.monotonic() - self.t_start) - self.counters.consumed / MODEL_RATE
         self._min_lag = lag if self._min_lag is None else min(self._min_lag, lag)
         return lag - self._min_lag > self.chunk_samples / MODEL_RATE
 
@@ -307,7 +283,7 @@ class Pipeline:
         """Live: seconds until the next chunk's audio is complete (inf offline)."""
         if not self.realtime or self._min_lag is None or self.t_start is None:
             return float("inf")
-        next_end = (self.consumed // self.chunk_samples + 1) * self.chunk_samples
+        next_end = (self.counters.consumed // self.chunk_samples + 1) * self.chunk_samples
         return self.t_start + self._min_lag + next_end / MODEL_RATE - time.monotonic()
 
     def _maybe_update_visual(self, t_audio: float) -> float:
@@ -320,26 +296,27 @@ class Pipeline:
         ~40 ms of vision after a slow chunk made the speaker run dry."""
         if t_audio < self._visual_due:
             return 0.0
+        c = self.counters
         behind = self._behind()  # also keeps the lag baseline current
-        expected = (percentile_ms(self.visual_ms, 50) / 1000.0) if self.visual_ms else 0.0
+        expected = (percentile_ms(c.visual_ms, 50) / 1000.0) if c.visual_ms else 0.0
         waited = t_audio - self._visual_due
         if not behind and waited < MAX_VISION_WAIT_S and \
                 expected + VISION_MARGIN_S > self._slack_s():
-            self.visual_deferred += 1
+            c.visual_deferred += 1
             return 0.0
         self._visual_due = max(self._visual_due + self.visual_period, t_audio)
         if behind or waited >= MAX_VISION_WAIT_S:
             self._degraded_until = time.monotonic() + 2.0
         if behind:
-            self.visual_skipped += 1
+            c.visual_skipped += 1
             self._publish()
             return 0.0
         t0 = time.perf_counter()
         changed = self.frames.update()
         dt = time.perf_counter() - t0
         if changed:
-            self.visual_updates += 1
-            self.visual_ms.append(1000.0 * dt)
+            c.visual_updates += 1
+            c.visual_ms.append(1000.0 * dt)
             if self._auto:
                 self.sep.select_auto()
             self._publish()
@@ -369,7 +346,7 @@ class Pipeline:
                 self._select(*args)
             elif name == "auto":
                 self._auto = True
-                if self.visual_updates:
+                if self.counters.visual_updates:
                     self.sep.select_auto()
             elif name == "bypass":
                 on = (not self.sep.bypass) if not args or args[0] is None else bool(args[0])

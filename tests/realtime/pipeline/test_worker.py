@@ -99,7 +99,7 @@ def test_offline_output_follows_the_selected_player(duet, player):
     assert own > 0.8 and other < 0.2, (own, other)
     # the 2:1 duet picture keeps its aspect: 224 x 448 pixels, 14 x 28 cells
     assert p.view.selected is not None and p.view.heatmap.shape == (14, 28)
-    assert p.visual_updates >= 6 * 2 - 2          # ~2 Hz over 6 s of audio
+    assert p.counters.visual_updates >= 6 * 2 - 2          # ~2 Hz over 6 s of audio
     assert p.snapshot()["dropped_samples"] == 0 and p.writer.dropped == 0
 
 
@@ -195,8 +195,8 @@ def test_slow_vision_is_dropped_first_and_audio_stays_continuous(duet):
         p.stop()
     snap = p.snapshot()
     # Vision never fits between chunks: it waits for slack, then runs late or is skipped.
-    assert p.visual_deferred >= 5 and p.visual_updates >= 2, snap
-    assert p.visual_updates < 3.0 * 2.0, snap           # fewer than --visual-hz asks for
+    assert p.counters.visual_deferred >= 5 and p.counters.visual_updates >= 2, snap
+    assert p.counters.visual_updates < 3.0 * 2.0, snap           # fewer than --visual-hz asks for
     assert snap["dropped_samples"] == 0                 # no audio lost
     assert sink.isolated.size >= 3 * MODEL_RATE - p.chunk_samples
     assert any("machine too slow" in line for line in lines), lines
@@ -243,7 +243,7 @@ def test_camera_lost_mid_run_keeps_audio_running(duet, http_video):
     assert any("camera lost" in line for line in lines), lines
     assert p.snapshot()["dropped_samples"] == 0
     assert sink.isolated.size >= 4 * MODEL_RATE - p.chunk_samples
-    assert p.visual_updates >= 2
+    assert p.counters.visual_updates >= 2
 
 
 def test_latency_budget_names_every_part(duet):

@@ -4,7 +4,6 @@ The U-Net here has depth 5, so context lengths are multiples of 32 frames (short
 every property tested does not depend on the model's size.
 """
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,6 +16,7 @@ from pixelplayer import dsp
 from pixelplayer.config import HOP, N_FFT, ModelConfig
 from pixelplayer.model import PixelPlayer
 from realtime.streaming.separator import StreamingSeparator, algorithmic_latency
+from realtime.streaming.vision import FrameVision
 
 CONFIG = ModelConfig(k=8, frame_width=8, audio_ngf=8, audio_depth=5)
 FEATS = np.random.default_rng(0).random((1, 8, 14, 14), dtype=np.float32)
@@ -102,12 +102,12 @@ def test_stream_equals_graph_on_same_windows(model, c, h, la, mirror):
         out, heat = engine.separate(window, select_cells(FEATS, [[CELL_A]]), FEATS)
         frames.append(out[0, 0])
         heat = heat.reshape(14, 14)  # the heatmap is a running average of chunk energies
-        ema = heat if ema is None else sep._heat_keep * ema + (1 - sep._heat_keep) * heat
+        ema = heat if ema is None else sep.heat.keep * ema + (1 - sep.heat.keep) * heat
     ref = overlap_add_frames(torch.from_numpy(np.concatenate(frames))).numpy()
     ref = ref[:len(y)] / np.resize(dsp.steady_envelope().numpy(), len(y))
     _close(y, ref)
     assert np.abs(y).max() > 0.01
-    np.testing.assert_allclose(sep.heatmap_raw, ema, rtol=1e-5)
+    np.testing.assert_allclose(sep.heat.raw, ema, rtol=1e-5)
 
 
 def test_whole_clip_context_equals_offline_separation(model):
@@ -168,8 +168,7 @@ def test_without_visual_features_the_mixture_passes(model):
     y = _run(sep, x)
     np.testing.assert_array_equal(y[766:766 + len(x)], x)
     assert not y[:766].any() and sep.heatmap is None
-    assert sep.stats.skipped == sep.stats.chunks == len(y) // 2048
-    assert sep.stats.separated == 0 and sep.select_auto() is None
+    assert not sep.has_visual and sep.select_auto() is None
 
 
 def _fade(length, start, pos):
@@ -226,7 +225,7 @@ def test_heatmap_and_select_auto(model):
     sep = _separator(_engine(model))
     assert sep.heatmap is None and sep.select_auto() is None
     sep.feed(_noise(2048))
-    heat, raw = sep.heatmap, sep.heatmap_raw
+    heat, raw = sep.heatmap, sep.heat.raw
     assert heat.shape == raw.shape == (14, 14) and heat.dtype == np.float32
     assert heat.min() >= 0 and heat.max() == pytest.approx(1.0)
     cell = sep.select_auto()
@@ -237,47 +236,25 @@ def test_heatmap_and_select_auto(model):
     assert sep.select(None) is None and sep.selected_cell is None
 
 
-def test_push_frame_and_update_visual(model):
-    engine = engines.load("torch", model, EngineSpec(context_frames=32, hop_frames=8,
-                                                     fp16=False), device="cpu")
-    sep = StreamingSeparator(engine, visual_frames=2)
-    rng = np.random.default_rng(5)
-    frames = rng.integers(0, 256, (3, 120, 160, 3), dtype=np.uint8)
-    # 160x120 (4:3) -> short side 224, long side 298.7 rounded to 16: 304 x 224
-    small = [cv2.resize(f, (304, 224), interpolation=cv2.INTER_AREA) for f in frames]
-    assert not sep.update_visual() and not sep.has_visual
-    sep.push_frame(frames[0], 0.0)
-    assert sep.update_visual() and not sep.update_visual()  # only when a frame is new
-    np.testing.assert_allclose(sep.cell_features, engine.vision(np.stack(small[:1])[None]),
-                               atol=1e-6)
-    sep.push_frame(frames[1], 0.1)
-    sep.push_frame(frames[2], 3.0)
-    assert sep.update_visual() and sep.frame_time_s == 3.0
-    # Two frames spread over the last 3 s (visual_span_s), as training spreads its frames.
-    pair = np.stack([small[0], small[2]])[None]
-    np.testing.assert_allclose(sep.cell_features, engine.vision(pair), atol=1e-6)
-    assert len(sep.stats.vision_ms) == 2
-    assert sep.grid_shape == (14, 19)
-
-
 def test_wide_pictures_keep_their_aspect_and_the_selection_its_place(model):
     """A 2:1 picture gives a 14 x 28 grid; the selected point survives a grid change."""
     engine = engines.load("torch", model, EngineSpec(context_frames=32, hop_frames=8,
                                                      fp16=False), device="cpu")
     sep = StreamingSeparator(engine)
+    vision = FrameVision(engine, pool_frames=1)
     rng = np.random.default_rng(6)
     sep.select(0.8, 0.25)
     assert sep.selected_cell == 3 * 14 + 11  # square grid before any frame
-    sep.push_frame(rng.integers(0, 256, (224, 448, 3), dtype=np.uint8), 0.0)
-    sep.update_visual()
-    assert sep.grid_shape == (14, 28) and sep.cell_features.shape[2:] == (14, 28)
+    vision.push(rng.integers(0, 256, (224, 448, 3), dtype=np.uint8), 0.0)
+    sep.set_visual(vision.update())
+    assert sep.grid_shape == (14, 28) and sep.visual.cells.shape[2:] == (14, 28)
     assert sep.selected_cell == 3 * 28 + 22
     sep.feed(_noise(2048))
     assert sep.heatmap.shape == (14, 28) and sep.source == 3 * 28 + 22
     sep.select_cell(27)  # top-right cell of the wide grid
     assert sep.selected_point == pytest.approx((27.5 / 28, 0.5 / 14))
-    sep.push_frame(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8), 0.1)
-    sep.update_visual()  # another camera: square again; heat restarts, point stays
+    vision.push(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8), 0.1)
+    sep.set_visual(vision.update())  # another camera: square again; heat restarts, point stays
     assert sep.grid_shape == (14, 14) and sep.heatmap is None
     assert sep.selected_cell == 13
     assert EngineSpec().vision_shape(1280, 720) == (224, 400)
@@ -294,19 +271,9 @@ def test_latency_and_timing_properties(model):
     assert sep.context_samples == 127 * 256 + 1022
     assert sep.context_ms == pytest.approx(3041.63, abs=0.01)
     assert algorithmic_latency(EngineSpec(context_frames=128, lookahead=2)) == 766 + 512
-    with pytest.raises(ValueError):
-        StreamingSeparator(sep.engine, EngineSpec(context_frames=128, hop_frames=4))
-
-
-def test_stats_for_benchmarks(model):
-    sep = _separator(_engine(model))
-    sep.feed(_noise(3 * 2048))
-    summary = sep.stats.summary()
-    assert summary["chunks"] == summary["separated"] == len(sep.stats.compute_ms) == 3
-    assert summary["skipped"] == 0 and 0 <= summary["late"] <= 3
-    assert summary["chunk_ms"] == pytest.approx(2048 / 11.025)
-    assert summary["rtf_median"] == pytest.approx(summary["median_ms"] / summary["chunk_ms"])
-    assert summary["p95_ms"] >= summary["median_ms"] > 0
+    with pytest.raises(engines.SpecMismatch, match=r"hop_frames=8 \(wanted 4\)"):
+        StreamingSeparator(sep.engine, EngineSpec(context_frames=128, hop_frames=4, lookahead=0,
+                                                  mirror=False))
 
 
 def test_selection_reads_the_neighbourhood_maximum():
@@ -316,7 +283,7 @@ def test_selection_reads_the_neighbourhood_maximum():
     sep = StreamingSeparator(_engine(_model()), click_pool=5)
     sep.set_visual_features(FEATS)
     pooled = neighbourhood_max(torch.from_numpy(FEATS), 5).numpy()
-    assert np.allclose(sep.click_features, pooled)
+    assert np.allclose(sep.visual.click, pooled)
     row, col = divmod(CELL_A, sep.grid_shape[1])
     window = FEATS[0, :, max(row - 2, 0):row + 3, max(col - 2, 0):col + 3]
     assert np.allclose(pooled[0, :, row, col], window.max(axis=(1, 2)))
