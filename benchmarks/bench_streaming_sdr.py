@@ -32,9 +32,11 @@ def offline_estimates(model, scene) -> np.ndarray:
     from pixelplayer.separation import pixel_to_cell, separate_by_pixels
 
     w, h = scene.size
-    cells = [pixel_to_cell(x, y, w, h, w // 16, h // 16) for x, y in scene.centres]
-    est, _ = separate_by_pixels(model, scene_frames(scene, _visual_times(scene.seconds)),
-                                torch.from_numpy(scene.mixture)[None], torch.tensor([cells]))
+    frames = scene_frames(scene, _visual_times(scene.seconds))  # at the frame net's scale
+    rows, cols = frames.shape[-2] // 16, frames.shape[-1] // 16
+    cells = [pixel_to_cell(x, y, w, h, cols, rows) for x, y in scene.centres]
+    est, _ = separate_by_pixels(model, frames, torch.from_numpy(scene.mixture)[None],
+                                torch.tensor([cells]))
     return est[0].numpy()
 
 
