@@ -105,7 +105,9 @@ def _engines(args, model, spec) -> dict:
             engine.warmup()
             out[label] = engine
         except Exception as exc:
-            print(f"skipping {label}: {str(exc).splitlines()[0] if str(exc) else exc}")
+            from pixelplayer.errors import first_line
+
+            print(f"skipping {label}: {first_line(exc)}")
     return out
 
 

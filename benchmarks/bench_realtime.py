@@ -43,7 +43,7 @@ RATE = 11025
 
 
 def get_parser() -> argparse.ArgumentParser:
-    from realtime.app.cli import add_model_args
+    from realtime.app.flags import add_model_args
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_args(p)
@@ -126,26 +126,24 @@ class _Cpu:
         return 100.0 * (time.process_time() - self._c0) / max(wall, 1e-9), "process_time"
 
 
-def _pipeline(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
-              blocksize: int | None, jitter_ms: float):
-    """The app's pipeline on mic_sink.monitor -> spk_sink (not started)."""
-    from realtime.io.audio_devices import MicrophoneStream, SpeakerStream
+def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
+             blocksize: int | None, jitter_ms: float):
+    """realtime-sep's session on mic_sink.monitor -> spk_sink (not started); the GUI thread
+    annotates every frame into a discarding video sink."""
+    from realtime.app.cli import get_parser as app_parser
+    from realtime.app.inputs import open_microphone, open_speaker
+    from realtime.app.session import Session
     from realtime.io.camera import CameraSource
-    from realtime.app.session import _audio_device, _blocksize, _native_rate
-    from realtime.pipeline.worker import Pipeline
-    from realtime.streaming.separator import StreamingSeparator
 
-    mic_dev, spk_dev = _audio_device("mic_sink.monitor", "input"), _audio_device("spk_sink", "output")
-    mic_rate, spk_rate = _native_rate(mic_dev, "input"), _native_rate(spk_dev, "output")
-    mic = MicrophoneStream(mic_dev, blocksize=_blocksize(blocksize, mic_rate), samplerate=mic_rate)
-    spk = SpeakerStream(spk_dev, blocksize=_blocksize(blocksize, spk_rate), prefill_s=0.02,
-                        samplerate=spk_rate)
+    opts = app_parser().parse_args(["--duration", str(seconds), "--jitter-ms", str(jitter_ms),
+                                    "--log-every", "0"])
+    opts.select = tuple(meta["players"][0]["centre"])
+    mic, spk = open_microphone("mic_sink.monitor", blocksize), open_speaker("spk_sink", blocksize)
     camera = CameraSource(os.path.join(scene_dir, "video.mp4"), loop=True)
-    p = Pipeline(StreamingSeparator(engine, spec), mic, spk, camera, duration_s=seconds,
-                 initial_select=tuple(meta["players"][0]["centre"]), jitter_ms=jitter_ms)
+    session = Session(opts, camera, mic, spk, engine, spec, log=lambda s: None, video=_Discard())
     if bypass:
-        p.command("bypass", True)
-    return p
+        session.pipeline.command("bypass", True)
+    return session
 
 
 def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, warmup: float,
@@ -154,14 +152,13 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
     import soundfile as sf
 
     from realtime.app.session import latency_budget
-    from realtime.app.loop import MainLoop
 
     mixture = sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")[0]
     player = server.play(np.tile(mixture, int(np.ceil((seconds + warmup + 6) * RATE / mixture.size))),
                          RATE)
     time.sleep(0.5)
-    p = _pipeline(engine, spec, scene_dir, meta, seconds + warmup, bypass, blocksize, jitter_ms)
-    loop = MainLoop(p, None, _Discard(), log=lambda s: None, log_every=0)
+    session = _session(engine, spec, scene_dir, meta, seconds + warmup, bypass, blocksize, jitter_ms)
+    p = session.pipeline
     recs, marks = [], {}
 
     def after_warmup():
@@ -170,17 +167,18 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
 
     timer = threading.Timer(warmup, after_warmup)
     try:
-        p.start()
+        session.start()
         marks["budget"] = latency_budget(p)
         recs = [server.record(src, RATE) for src in ("mic_sink.monitor", "spk_sink.monitor")]
         timer.start()
-        loop.run()
+        session.loop.run()
         # The run is over: silence the speaker plays from here to its stop is the end of
         # the stream, not a glitch (stats.underrun_samples counts it too).
         marks["underrun_end"] = p.speaker.stats.underrun_samples
     finally:
         timer.cancel()
         p.stop(drain_s=0.5)
+        session.close()
         audio = [r.stop() for r in recs]
         player.terminate()
     if p.error is not None:
@@ -254,8 +252,8 @@ def main(argv=None) -> int:
     from tests.fixtures_services import PulseServer
 
     import engines
-    from realtime.app.session import build_spec
     from realtime.app.demo import build_scene
+    from realtime.app.session import build_spec
 
     model, model_name = load_model(args.model)
     spec = build_spec(args)

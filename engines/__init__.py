@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from pixelplayer.errors import first_line
+
 from . import artifacts
 from .base import (STREAM_FIELDS, Engine, EngineSpec, EngineUnavailable, Missing, SpecMismatch,
                    check_compatible)
@@ -118,12 +120,6 @@ def _onnx_models(src: _Source, spec: EngineSpec, cache_dir) -> dict:
     from .onnx_convert import cached_onnx
 
     return cached_onnx(src.model(), spec, cache_dir=cache_dir)
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception as one line for a log or the user: its message's first line."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load(kind: str = "auto", source=None, spec: EngineSpec | None = None,

@@ -114,8 +114,8 @@ class EngineSpec:
         The short side becomes `image_size` and the long side keeps the aspect ratio,
         rounded to a multiple of 16 and capped at `max_image_side` (wider pictures are
         squeezed to that). Squashing every picture to a square instead shrank instruments
-        sideways, which the frame net never saw in training: on test duets (2:1) that cost
-        2.0 dB of click SDR offline.
+        sideways, which the frame net never saw in training (the cost in click SDR is in
+        docs/BENCHMARKS.md).
         """
         w, h = vision_size(width, height, self.image_size, self.max_image_side)
         return h, w

@@ -78,8 +78,8 @@ class SeparateGraph(nn.Module):
 
     mirror: the U-Net sees the context followed by its own time reversal (2C frames), so the
     newest frames sit mid-field as in training instead of at the U-Net's right edge, where
-    it has no future context. On duet scenes with C=128, H=4 this raised streaming SDR from
-    3.0 to 7.1 dB (offline: 9.6 dB) at no added latency, for twice the U-Net work.
+    it has no future context: at no added latency, for twice the U-Net work, it raises
+    streaming SDR by several dB (docs/BENCHMARKS.md).
     """
 
     def __init__(self, model: PixelPlayer, context_frames: int = 128, out_frames: int = 8,

@@ -24,6 +24,8 @@ import os
 import warnings
 from pathlib import Path
 
+from pixelplayer.errors import first_line
+
 from .artifacts import EXAMPLE_PICTURE, GRAPH_FILES
 
 log = logging.getLogger("engines.onnx_convert")
@@ -144,7 +146,7 @@ def export_graph(module, args, name: str, opset: int = DEFAULT_OPSET, exporter: 
                 proto = fn(module, args, name, opset)
             break
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             errors.append(f"{which}: {first}")
             if which != order[-1]:
                 log.warning("%s graph: %s exporter failed (%s); trying the next", name, which,

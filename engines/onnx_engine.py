@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelplayer.errors import first_line
+
 from .artifacts import profile_shapes
 from .base import Engine, EngineSpec, EngineUnavailable, Missing, is_torch
 
@@ -74,7 +76,7 @@ def make_session(model, device: str, spec: EngineSpec, k: int, graph: str,
     try:
         sess = ort_session(blob, [p for p, _ in usable], threads, [o for _, o in usable], spin)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise EngineUnavailable(f"onnxruntime could not load the {graph} graph ({first})") from None
     got = sess.get_providers()
     log.info("onnxruntime %s graph: asked for %s, got %s", graph,

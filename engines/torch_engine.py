@@ -14,6 +14,8 @@ import copy
 import logging
 import threading
 
+from pixelplayer.errors import first_line
+
 from .base import Engine, EngineSpec, Missing, is_torch
 from .graphs import SeparateGraph, VisionGraph
 
@@ -115,7 +117,7 @@ class TorchEngine(Engine):
                 static_out = self.separate_graph(*static_in)
             return graph, static_in, static_out
         except Exception as exc:  # capture is an optimisation: never fatal
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             log.warning("torch: CUDA graph capture failed, running eager (%s)", first)
             self._use_graphs = False
             return None

@@ -154,7 +154,7 @@ def main(argv=None) -> int:
         _remove_if_created(args.out, created)
         return 2
     except Exception as exc:  # export failures: one line, not a traceback
-        from engines import first_line
+        from pixelplayer.errors import first_line
         from engines.onnx_convert import ExportError
         from export.tensorrt_build import BuildError
 

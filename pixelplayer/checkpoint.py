@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
+from .errors import first_line
 from .model import PixelPlayer
 
 FORMAT_NAME = "pixelplayer"
@@ -69,7 +70,7 @@ def _read_torch(path: Path) -> tuple[dict, dict]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for garbage input
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
         raise CheckpointError(f"{path}: not a pixelplayer checkpoint (expected keys "

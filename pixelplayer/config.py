@@ -20,8 +20,7 @@ TRAIN_SAMPLES = 65535
 FRAME_SIZE = 224  # video frames fed to the frame net are 224x224
 # A click selects the max of the pixel features over CLICK_POOL x CLICK_POOL cells around it
 # (80x80 px at the 224 scale). Training max-pools over the whole frame, so one 16 px cell
-# is a weaker feature than the object's; on the duet scenes this measured 2.3 dB SDR for a
-# single cell against 10.4 dB for 5x5 (docs/MODEL.md).
+# is a weaker feature than the object's (single cell against 5x5: docs/MODEL.md).
 CLICK_POOL = 5
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

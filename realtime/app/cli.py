@@ -17,89 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["get_parser", "main", "add_input_args", "add_model_args", "add_output_args"]
+from realtime.app.flags import PROG, add_input_args, add_model_args, add_output_args
 
-PROG = "realtime-sep"
-
-
-def _select_arg(text: str):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected X,Y (picture pixels) or 'auto'") from None
-    return (x, y)
-
-
-def add_input_args(parser: argparse.ArgumentParser) -> None:
-    """--camera --mic --speaker --blocksize --jitter-ms --no-pace --loop --list-devices."""
-    g = parser.add_argument_group("inputs and outputs (devices)")
-    g.add_argument("--camera", default="0", metavar="INDEX|FILE|URL",
-                   help="camera index, video file or rtsp/http URL (default 0)")
-    g.add_argument("--mic", default="default", metavar="default|INDEX|NAME|FILE.wav",
-                   help="microphone: PortAudio device or a sound file (default: default)")
-    g.add_argument("--speaker", default="default", metavar="default|INDEX|NAME|none",
-                   help="where the isolated sound plays; 'none' for no playback")
-    g.add_argument("--blocksize", type=int, default=None, metavar="FRAMES",
-                   help="audio device frames per callback (default: ~5 ms, 256 at 48 kHz)")
-    g.add_argument("--jitter-ms", type=float, default=30.0, metavar="MS",
-                   help="silence queued before the first output so late chunks do not "
-                        "underflow the speaker (adds to the latency; default 30)")
-    g.add_argument("--no-pace", action="store_true",
-                   help="read files as fast as possible (offline; no speaker)")
-    g.add_argument("--loop", action="store_true", help="loop video/sound files")
-    g.add_argument("--list-devices", action="store_true",
-                   help="list audio devices and cameras, then exit")
-
-
-# The streaming contract's fields set from the command line (engines.EngineSpec holds
-# their defaults; export-engine takes the same flags).
-SPEC_FLAGS = {"context_frames": "--context", "hop_frames": "--hop-frames", "lookahead": "--lookahead"}
-
-
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """--engine --model --context --hop-frames --lookahead --threads."""
-    from engines.base import EngineSpec
-
-    live = EngineSpec()
-    g = parser.add_argument_group("model and streaming")
-    g.add_argument("--engine", default="auto", choices=("auto", "torch", "onnx", "tensorrt"),
-                   help="inference backend (default auto: the fastest that works here, "
-                        "printed at start; a named one runs or the app exits with status 2)")
-    g.add_argument("--model", default="default", metavar="default|PATH",
-                   help="checkpoint (.safetensors/.pt) or export-engine directory (whose "
-                        "streaming settings are then used)")
-    g.add_argument("--context", type=int, default=None, metavar="FRAMES",
-                   help=f"STFT frames of history the model sees (multiple of 128; default "
-                        f"{live.context_frames} = 3 s)")
-    g.add_argument("--hop-frames", type=int, default=None, metavar="FRAMES",
-                   help=f"STFT frames (23.2 ms each) separated per step (default {live.hop_frames})")
-    g.add_argument("--lookahead", type=int, default=None, metavar="FRAMES",
-                   help=f"future STFT frames the model may see (default {live.lookahead}; each "
-                   "adds 23.2 ms, as does each hop frame: 3 + 1 has the latency of 4 + 0 and "
-                   "separates better)")
-    g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for the engine (default: library default)")
-
-
-def add_output_args(parser: argparse.ArgumentParser) -> None:
-    """--headless --out --save-video --select --duration --log-every --record-dir."""
-    g = parser.add_argument_group("run")
-    g.add_argument("--headless", action="store_true",
-                   help="no window (automatic without a display)")
-    g.add_argument("--out", metavar="FILE.wav", help="write the isolated sound")
-    g.add_argument("--save-video", metavar="FILE.mp4", help="write the annotated video")
-    g.add_argument("--select", type=_select_arg, metavar="X,Y|auto",
-                   help="isolate this picture pixel (or the loudest cell) without clicking")
-    g.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much audio")
-    g.add_argument("--log-every", type=float, default=5.0, metavar="SECONDS",
-                   help="seconds between statistics lines (0: never)")
-    g.add_argument("--record-dir", default="recordings", metavar="DIR",
-                   help="where the r key saves recordings (default ./recordings)")
-    g.add_argument("--visual-hz", type=float, default=2.0, metavar="HZ",
-                   help="vision updates per second (default 2: features pool frames "
-                   "spread over the last 3 s, so more updates add cost, not information)")
+__all__ = ["get_parser", "main"]
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -130,7 +50,9 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:          # --help (0) or a usage error (2)
         return int(exc.code or 0)
-    from realtime.app.session import UsageError, _one_line, list_devices, run_live
+    from pixelplayer.errors import first_line
+    from realtime.app.inputs import list_devices
+    from realtime.app.session import UsageError, run_live
     from realtime.io.camera import CameraError
     from realtime.io.devices import DeviceError
 
@@ -144,13 +66,13 @@ def main(argv=None) -> int:
             return run_demo(args)
         return run_live(args)
     except (DeviceError, CameraError) as exc:
-        msg = _one_line(exc)
+        msg = first_line(exc)
         if "--list-devices" not in msg:
             msg += f" (list devices with {PROG} --list-devices)"
         print(f"{PROG}: error: {msg}", file=sys.stderr)
         return 2
     except UsageError as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -92,40 +92,27 @@ def sdr_table(meta: dict, scene_dir: str, outputs: list[str]) -> tuple[str, list
 
 def _player_run(args, engine, spec, scene_dir: str, player: dict, out_dir: str, log) -> str:
     """Isolate one player (select its box centre) headless; returns the WAV path."""
+    from realtime.app.loop import stats_line
+    from realtime.app.session import Session
     from realtime.io.audio_files import FileMicrophone
     from realtime.io.camera import CameraSource
-    from realtime.app.loop import MainLoop, stats_line
-    from realtime.pipeline.worker import Pipeline
-    from realtime.io.writers import AlignedWavSink, VideoWriter
-    from realtime.streaming.separator import StreamingSeparator
 
     pace = not args.no_pace
     stem = f"{player['index']}_{player['instrument']}"
-    wav = os.path.join(out_dir, f"isolated_{stem}.wav")
-    sep = StreamingSeparator(engine, spec)
-    sink = AlignedWavSink(wav, sep.latency_samples)
+    run = copy.copy(args)
+    run.out = os.path.join(out_dir, f"isolated_{stem}.wav")
+    run.save_video = os.path.join(out_dir, f"annotated_{stem}.mp4")
+    run.select = tuple(player["centre"])
     camera = CameraSource(os.path.join(scene_dir, "video.mp4"), pace=pace)
     mic = FileMicrophone(os.path.join(scene_dir, "mixture.wav"), pace=pace)
-    centre = tuple(player["centre"])
-    pipeline = Pipeline(sep, mic, None, camera, sinks=[sink], realtime=pace,
-                        visual_hz=args.visual_hz, duration_s=args.duration,
-                        initial_select=centre, keep_frames=not pace)
-    video = VideoWriter(os.path.join(out_dir, f"annotated_{stem}.mp4"), 25.0, realtime=pace)
-    loop = MainLoop(pipeline, None, video, args.record_dir, log, args.log_every, 25.0)
+    session = Session(run, camera, mic, None, engine, spec, log)
     log(f"demo: isolating player {player['index']} ({player['instrument']}) at pixel "
-        f"({centre[0]:.0f}, {centre[1]:.0f})" + ("" if pace else ", as fast as possible"))
-    try:
-        pipeline.start()
-        video.add_audio(wav, "isolated", pipeline.audio_t0)   # muxed in at close
-        loop.run()
-    finally:
-        pipeline.stop()
-        sink.close()
-        video.close()
-    if pipeline.error is not None:
-        raise pipeline.error
-    log("demo: " + stats_line(pipeline.snapshot(), pipeline.chunk_ms))
-    return wav
+        f"({run.select[0]:.0f}, {run.select[1]:.0f})" + ("" if pace else ", as fast as possible"))
+    session.run()
+    if session.pipeline.error is not None:
+        raise session.pipeline.error
+    log("demo: " + stats_line(session.pipeline.snapshot(), session.pipeline.chunk_ms))
+    return run.out
 
 
 def separate_players(args, engine, spec, scene_dir: str, meta: dict, out_dir: str,
@@ -136,7 +123,8 @@ def separate_players(args, engine, spec, scene_dir: str, meta: dict, out_dir: st
 
 def _window_demo(args, engine, spec, scene_dir: str, meta: dict, log) -> int:
     """The live window on the scene: video as camera, mixture as microphone."""
-    from realtime.app.session import open_inputs, run_session
+    from realtime.app.inputs import open_inputs
+    from realtime.app.session import run_session
 
     live = copy.copy(args)
     live.camera = os.path.join(scene_dir, "video.mp4")

@@ -15,11 +15,13 @@ import os
 import signal
 import sys
 
-__all__ = ["UsageError", "build_spec", "latency_budget", "list_devices", "load_engine",
-           "open_inputs", "run_live", "run_session"]
+__all__ = ["Session", "UsageError", "build_spec", "latency_budget", "load_engine", "run_live",
+           "run_session"]
 
-PROG = "realtime-sep"
-_AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
+from pixelplayer.config import HOP
+from pixelplayer.errors import first_line
+
+from realtime.app.flags import PROG
 
 
 class UsageError(RuntimeError):
@@ -27,7 +29,7 @@ class UsageError(RuntimeError):
 
 
 def _flags(fields: dict) -> str:
-    from realtime.app.cli import SPEC_FLAGS
+    from realtime.app.flags import SPEC_FLAGS
 
     return " ".join(f"{SPEC_FLAGS[f]} {v}" for f, v in fields.items())
 
@@ -40,7 +42,7 @@ def build_spec(args):
     import dataclasses
 
     from engines import EngineSpec, artifacts
-    from realtime.app.cli import SPEC_FLAGS
+    from realtime.app.flags import SPEC_FLAGS
 
     asked = {f: getattr(args, flag.lstrip("-").replace("-", "_")) for f, flag in SPEC_FLAGS.items()}
     asked = {f: v for f, v in asked.items() if v is not None}
@@ -49,7 +51,7 @@ def build_spec(args):
         try:
             built = artifacts.read_spec(args.model)
         except (ValueError, TypeError, RuntimeError) as exc:
-            raise UsageError(f"cannot read {args.model}: {_one_line(exc)}") from None
+            raise UsageError(f"cannot read {args.model}: {first_line(exc)}") from None
         clash = {f: v for f, v in asked.items() if getattr(built, f) != v}
         if clash:
             have = {f: getattr(built, f) for f in clash}
@@ -74,130 +76,13 @@ def load_engine(args, spec, log=print):
     try:
         engine = engines.load(args.engine, args.model, spec, device="auto", threads=args.threads)
     except pixelplayer.CheckpointError as exc:
-        raise UsageError(f"cannot load model: {_one_line(exc)}") from None
+        raise UsageError(f"cannot load model: {first_line(exc)}") from None
     except (engines.EngineUnavailable, ValueError, OSError) as exc:
-        raise UsageError(f"cannot load engine: {_one_line(exc)}") from None
+        raise UsageError(f"cannot load engine: {first_line(exc)}") from None
     skipped = getattr(engine, "load_report", [])[:-1]
     why = f" ({'; '.join(skipped)})" if args.engine == "auto" and skipped else ""
     log(f"engine: {engine.name}-{engine.device}{' picked by auto' if args.engine == 'auto' else ''}{why}")
     return engine
-
-
-def _is_file_spec(text: str) -> bool:
-    return os.sep in text or text.lower().endswith(_AUDIO_EXT) or os.path.isfile(text)
-
-
-def open_inputs(args):
-    """(camera, mic, speaker) checked but not running; DeviceError/CameraError
-    (one line, naming the device) on bad ones.
-
-    Files and the camera are opened once and closed again (so a bad one fails
-    now, before the model loads); the pipeline starts them together later, so
-    a video file and a sound file stay in step.  Audio devices are resolved by
-    name; a PulseAudio source/sink name (``--mic mic_sink.monitor``) is routed
-    through PortAudio's 'pulse' device.
-    """
-    from realtime.io.audio_devices import MicrophoneStream, SpeakerStream
-    from realtime.io.audio_files import FileMicrophone
-    from realtime.io.camera import CameraSource
-
-    pace = not args.no_pace
-    camera = CameraSource(args.camera, pace=pace, loop=args.loop)
-    camera.start().stop()
-    if _is_file_spec(args.mic):
-        mic = FileMicrophone(args.mic, pace=pace, loop=args.loop)
-        mic.start().stop()
-    else:
-        dev = _audio_device(args.mic, "input")
-        rate = _native_rate(dev, "input")
-        mic = MicrophoneStream(dev, blocksize=_blocksize(args.blocksize, rate), samplerate=rate)
-    speaker = None
-    if args.speaker.lower() != "none" and pace:
-        dev = _audio_device(args.speaker, "output")
-        rate = _native_rate(dev, "output")
-        speaker = SpeakerStream(dev, blocksize=_blocksize(args.blocksize, rate), prefill_s=0.02,
-                                samplerate=rate)
-    return camera, mic, speaker
-
-
-def _blocksize(frames, rate) -> int:
-    """--blocksize, or ~5.3 ms of frames: 64 at 11025 Hz, 256 at 44.1/48 kHz."""
-    if frames:
-        return int(frames)
-    return 64 if rate is not None else 256
-
-
-def _native_rate(spec, kind: str):
-    """11025 when the device takes the model's rate itself (e.g. PulseAudio's
-    'pulse'/'default', which resample with little delay), else None: the
-    device's own rate plus soxr resampling (~25 ms each way)."""
-    import sounddevice as sd
-
-    from realtime.io.audio_common import MODEL_RATE
-    from realtime.io.devices import resolve_device
-
-    dev = resolve_device(spec, kind)
-    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
-    try:
-        check(device=dev.index, samplerate=MODEL_RATE, dtype="float32",
-              channels=max(1, min(2, dev.channels(kind))))
-    except Exception:  # PortAudioError / ValueError: rate not supported
-        return None
-    return MODEL_RATE if "pulse" in dev.name.lower() or dev.name.lower() == "default" else None
-
-
-def _pulse_names(kind: str) -> list[str]:
-    """PulseAudio source ('input') or sink ('output') names; [] without pactl/server."""
-    import shutil
-    import subprocess
-
-    if shutil.which("pactl") is None:
-        return []
-    what = "sources" if kind == "input" else "sinks"
-    try:
-        out = subprocess.run(["pactl", "list", "short", what], capture_output=True, text=True,
-                             timeout=3, env={**os.environ, "LC_ALL": "C"})
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.split("\t")[1] for line in out.stdout.splitlines()
-            if out.returncode == 0 and line.count("\t") >= 1]
-
-
-def _audio_device(spec: str, kind: str):
-    """The PortAudio device spec for --mic/--speaker (DeviceError if none).
-
-    A PulseAudio source/sink name is accepted too: PULSE_SOURCE / PULSE_SINK is
-    set to it and PortAudio's 'pulse' device used."""
-    from realtime.io.devices import DeviceError, resolve_device
-
-    try:
-        resolve_device(spec, kind)
-        return spec
-    except DeviceError:
-        if spec in _pulse_names(kind):
-            os.environ["PULSE_SOURCE" if kind == "input" else "PULSE_SINK"] = spec
-            resolve_device("pulse", kind)
-            return "pulse"
-        raise
-
-
-def list_devices() -> str:
-    """--list-devices text: PortAudio devices, cameras, PulseAudio names."""
-    from realtime.io.camera import format_camera_list
-    from realtime.io.devices import format_device_list
-
-    lines = [format_device_list(), format_camera_list()]
-    sources, sinks = _pulse_names("input"), _pulse_names("output")
-    if sources or sinks:
-        lines.append("PulseAudio (usable by name as --mic SOURCE / --speaker SINK):")
-        lines.extend(f"  source  {name}" for name in sources)
-        lines.extend(f"  sink    {name}" for name in sinks)
-    return "\n".join(lines)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ------------------------------------------------------------------ signals
@@ -236,6 +121,8 @@ def _log(text: str) -> None:
 
 def run_live(args, log=_log) -> int:
     """Open the inputs named by `args`, load the model and run until done."""
+    from realtime.app.inputs import open_inputs
+
     camera, mic, speaker = open_inputs(args)      # cheap checks first: fail fast
     spec = build_spec(args)
     engine = load_engine(args, spec, log)
@@ -262,46 +149,83 @@ def _window(args, log):
         return None
 
 
+class Session:
+    """One live run wired as `realtime-sep` wires it: separator, pipeline (worker and
+    writer threads), --out WAV, --save-video MP4 (carrying the isolated sound), the
+    GUI/main loop. The app, the demo and bench_realtime all build their runs here.
+
+    args: the run's options (realtime-sep's output group: out, save_video, select,
+    duration, visual_hz, jitter_ms, record_dir, log_every, no_pace). camera, mic,
+    speaker: opened, not started. window: a `Window` or None (headless). video: an
+    explicit video sink instead of --save-video's (e.g. a benchmark's).
+    """
+
+    def __init__(self, args, camera, mic, speaker, engine, spec, log=_log, window=None,
+                 video=None):
+        from realtime.app.loop import MainLoop
+        from realtime.io.writers import AlignedWavSink, VideoWriter
+        from realtime.pipeline.worker import Pipeline
+        from realtime.streaming.separator import StreamingSeparator
+
+        offline = bool(args.no_pace)
+        self.sep = StreamingSeparator(engine, spec)
+        self.sinks = [AlignedWavSink(args.out, self.sep.latency_samples)] if args.out else []
+        self.pipeline = Pipeline(self.sep, mic, speaker, camera, sinks=self.sinks,
+                                 realtime=not offline, visual_hz=args.visual_hz,
+                                 duration_s=args.duration, jitter_ms=args.jitter_ms,
+                                 initial_select=args.select,
+                                 keep_frames=bool(args.save_video or video) and offline)
+        fps = (camera.fps if camera is not None else 0.0) or 25.0
+        if video is None and args.save_video:
+            video = VideoWriter(args.save_video, fps, realtime=not offline)
+        self.video, self.window, self.out = video, window, args.out
+        self.loop = MainLoop(self.pipeline, window, video, args.record_dir, log, args.log_every, fps)
+
+    def start(self) -> None:
+        self.pipeline.start()
+        if self.out and hasattr(self.video, "add_audio"):  # muxed into the MP4 at close
+            self.video.add_audio(self.out, "isolated", self.pipeline.audio_t0)
+
+    def run(self) -> str:
+        """Start, loop until the input ends / q / stop / error, stop. The loop's reason."""
+        try:
+            self.start()
+            return self.loop.run()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the threads and devices, then close every file (idempotent)."""
+        self.pipeline.stop()
+        for sink in self.sinks:
+            sink.close()
+        if self.video is not None:
+            self.video.close()
+        if self.window is not None:
+            self.window.close()
+
+
 def run_session(args, camera, mic, speaker, engine, spec, log=_log) -> int:
-    """Separator + pipeline + window/headless loop over opened inputs.
+    """A `Session` with the window (or headless), signal handling and the final line.
 
     Returns the exit code: 0 (end, q, SIGTERM), 130 (Ctrl-C), 1 (worker fault).
     """
-    from realtime.app.loop import MainLoop, stats_line
-    from realtime.pipeline.worker import Pipeline
-    from realtime.io.writers import AlignedWavSink, VideoWriter
-    from realtime.streaming.separator import StreamingSeparator
+    from realtime.app.loop import stats_line
 
-    sep = StreamingSeparator(engine, spec)
-    sinks = [AlignedWavSink(args.out, sep.latency_samples)] if args.out else []
-    window = _window(args, log)
-    offline = bool(args.no_pace)
-    pipeline = Pipeline(sep, mic, speaker, camera, sinks=sinks, realtime=not offline,
-                        visual_hz=args.visual_hz, duration_s=args.duration, jitter_ms=args.jitter_ms,
-                        initial_select=args.select, keep_frames=bool(args.save_video) and offline)
-    fps = (camera.fps if camera is not None else 0.0) or 25.0
-    video = VideoWriter(args.save_video, fps, realtime=not offline) if args.save_video else None
-    loop = MainLoop(pipeline, window, video, args.record_dir, log, args.log_every, fps)
+    session = Session(args, camera, mic, speaker, engine, spec, log, window=_window(args, log))
+    pipeline = session.pipeline
     signals = _Signals().install()
     signals.target = pipeline
     try:
-        pipeline.start()
-        if video is not None and args.out:   # the isolated sound goes into the MP4 at close
-            video.add_audio(args.out, "isolated", pipeline.audio_t0)
+        session.start()
         log(latency_budget(pipeline)[0])
-        loop.run()
+        session.loop.run()
     finally:
-        pipeline.stop()
-        for sink in sinks:
-            sink.close()
-        if video is not None:
-            video.close()
-        if window is not None:
-            window.close()
+        session.close()
         signals.restore()
     log("final: " + stats_line(pipeline.snapshot(), pipeline.chunk_ms))
     if pipeline.error is not None:
-        print(f"{PROG}: error: {_one_line(pipeline.error)}", file=sys.stderr)
+        print(f"{PROG}: error: {first_line(pipeline.error)}", file=sys.stderr)
         return 1
     return signals.code if signals.code is not None else 0
 
@@ -317,8 +241,10 @@ def latency_budget(pipeline) -> tuple[str, float]:
     the jitter margin queued ahead of the first output.  Compute time per chunk
     comes on top (see the stats lines).
     """
-    sep, sr = pipeline.sep, 11025
-    lookahead = 1000.0 * getattr(sep.spec, "lookahead", 0) * 256 / sr
+    from realtime.io.audio_common import MODEL_RATE as sr
+
+    sep = pipeline.sep
+    lookahead = 1000.0 * sep.spec.lookahead * HOP / sr
     overlap = sep.latency_ms - lookahead
     parts = [f"window {sep.context_ms:.0f} ms (history, no delay)",
              f"hop chunk {pipeline.chunk_ms:.1f} ms", f"STFT overlap {overlap:.1f} ms",

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MODEL_RATE", "AudioStats"]
+from pixelplayer.config import SAMPLE_RATE as MODEL_RATE  # the rate the model hears
 
-MODEL_RATE = 11025
+__all__ = ["MODEL_RATE", "AudioStats"]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import pixelplayer
@@ -63,6 +64,7 @@ torch.save(flat, os.path.join({out!r}, "rank" + os.environ["RANK"] + ".pt"))
 """
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_stay_in_sync(tmp_path):
     """torchrun with 2 CPU processes (gloo): different data per rank, same weights after."""
     script = tmp_path / "ddp.py"

@@ -158,6 +158,7 @@ def test_bad_model_exits_2_with_one_line(duet, tmp_path, model, needle, capsys):
     assert err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_errors_from_the_real_process_have_no_traceback():
     proc = subprocess.run([sys.executable, "-m", "realtime.app.cli", "--camera", "/nope/x.mp4"],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
@@ -175,6 +176,7 @@ def test_demo_without_default_weights_says_how_to_get_them(capsys):
     assert err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_list_devices_shows_the_pulseaudio_null_sinks(pulse_server):
     proc = subprocess.run([sys.executable, "-m", "realtime.app.cli", "--list-devices"],
                           capture_output=True, text=True, timeout=60, env=pulse_server.env())

@@ -24,6 +24,8 @@ from tests.realtime.doubles import REPO, RUNNER, cached_duet
 
 RATE = 11025
 
+pytestmark = pytest.mark.slow  # paced real-time runs, subprocesses, a real display
+
 
 def xcorr_peak(y: np.ndarray, s: np.ndarray) -> float:
     """Peak |cross-correlation| of y against the longer s over every lag (FFT),
@@ -83,7 +85,6 @@ def test_speaker_plays_the_selected_player(pulse_server, player):
     assert own > 0.3 and own > 5 * other, (own, other)
 
 
-@pytest.mark.slow
 def test_default_model_isolates_through_pulseaudio(pulse_server):
     """The trained default model (no test double) on the duet, via the real CLI."""
     from pixelplayer.checkpoint import DEFAULT_WEIGHTS

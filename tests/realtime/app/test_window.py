@@ -15,12 +15,15 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.realtime.doubles import REPO, RUNNER, band_energy_ratio, cached_duet, correlation
 
 from realtime.app.view import HUD_HEIGHT, annotate
 from realtime.app.window import Window, display_available
+
+pytestmark = pytest.mark.slow  # subprocesses driving a real window on a real display
 
 
 

@@ -106,6 +106,7 @@ def test_speaker_callback_fills_channels_without_allocating():
 
 
 # ------------------------------------------------- devices (real PulseAudio)
+@pytest.mark.slow
 @pytest.mark.parametrize("device,rate", [("pulse", None), ("pulse", 48000), ("default", 22050)])
 def test_microphone_hears_tone_at_model_rate(pulse_server, device, rate):
     player = pulse_server.play(tone(440, 6.0, 48000, channels=2), 48000)
@@ -125,6 +126,7 @@ def test_microphone_hears_tone_at_model_rate(pulse_server, device, rate):
         player.terminate()
 
 
+@pytest.mark.slow
 def test_microphone_averages_stereo_to_mono(pulse_server):
     left_only = np.stack([tone(440, 6.0, 48000), np.zeros(6 * 48000, np.float32)], axis=1)
     player = pulse_server.play(left_only, 48000)
@@ -138,6 +140,7 @@ def test_microphone_averages_stereo_to_mono(pulse_server):
         player.terminate()
 
 
+@pytest.mark.slow
 def test_microphone_counts_dropped_samples_when_worker_stalls(pulse_server):
     player = pulse_server.play(tone(300, 6.0, 48000, 2), 48000)
     try:
@@ -151,6 +154,7 @@ def test_microphone_counts_dropped_samples_when_worker_stalls(pulse_server):
         player.terminate()
 
 
+@pytest.mark.slow
 def test_speaker_plays_tone_into_sink(pulse_server):
     rec = pulse_server.record("spk_sink.monitor", rate=MODEL_RATE)
     try:
@@ -169,6 +173,7 @@ def test_speaker_plays_tone_into_sink(pulse_server):
     assert abs(dominant_frequency(y, MODEL_RATE) - 660) < 4
 
 
+@pytest.mark.slow
 def test_speaker_counts_underruns_after_audio_stops(pulse_server):
     with SpeakerStream("pulse", prefill_s=0.0) as spk:
         spk.write(tone(500, 0.1, MODEL_RATE))
@@ -224,6 +229,7 @@ def test_file_microphone_is_paced_in_real_time(stereo_wav):
     assert x is not None and 0.18 < elapsed < 0.35
 
 
+@pytest.mark.slow
 def test_file_microphone_skips_backlog_like_a_full_device_buffer(stereo_wav):
     with FileMicrophone(stereo_wav, max_backlog_s=0.1) as mic:
         time.sleep(0.4)
@@ -280,6 +286,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,flush_s", [(signal.SIGTERM, 60.0), (signal.SIGKILL, 0.02)])
 def test_recorder_file_survives_termination(tmp_path, sig, flush_s):
     path = tmp_path / "killed.wav"

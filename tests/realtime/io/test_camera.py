@@ -70,6 +70,7 @@ def test_paced_file_plays_in_real_time(clip):
     assert cam.stats.frames_read + cam.stats.skipped == N_FRAMES
 
 
+@pytest.mark.slow
 def test_latest_is_the_newest_frame_and_unread_ones_count_as_dropped(clip):
     with CameraSource(clip, loop=True) as cam:
         t0 = time.monotonic()
@@ -118,6 +119,7 @@ def http_clip(clip):
     server.server_close()
 
 
+@pytest.mark.slow
 def test_url_source_reconnects_when_the_stream_ends_and_reports_lost(http_clip):
     server, url = http_clip
     with CameraSource(url, backoff_s=(0.05, 0.2), timeout_s=2.0) as cam:
@@ -154,6 +156,7 @@ def test_stop_is_idempotent_and_ends_the_thread(clip):
     assert cam.wait_new(10**9, timeout=0.5) is None
 
 
+@pytest.mark.slow
 def test_xvfb_window_is_visible_to_xdotool_and_screenshots(xvfb_display, tmp_path):
     title = "pixelplayer-smoke"
     red = np.zeros((120, 160, 3), np.uint8)

@@ -178,6 +178,7 @@ class SlowVisionEngine(BandEngine):
         return super()._vision(frames)
 
 
+@pytest.mark.slow
 def test_slow_vision_is_dropped_first_and_audio_stays_continuous(duet):
     scene_dir, meta = duet
     sep = StreamingSeparator(SlowVisionEngine())
@@ -224,6 +225,7 @@ def http_video(duet, tmp_path):
     server.server_close()
 
 
+@pytest.mark.slow
 def test_camera_lost_mid_run_keeps_audio_running(duet, http_video):
     scene_dir, meta = duet
     server, url = http_video
@@ -272,6 +274,7 @@ def _cli(args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_cli_offline_headless_writes_valid_wav_and_video(duet, tmp_path):
     scene_dir, meta = duet
     out, video = tmp_path / "iso.wav", tmp_path / "annotated.mp4"
@@ -298,6 +301,7 @@ def test_cli_offline_headless_writes_valid_wav_and_video(duet, tmp_path):
     assert correlation(sound[: data.size], data) > 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_signal_mid_run_leaves_valid_files(duet, tmp_path, sig, code):
     scene_dir, _ = duet
