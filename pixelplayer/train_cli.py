@@ -33,6 +33,10 @@ def get_parser() -> argparse.ArgumentParser:
                       "solos --soundfonts ...): each item mixes scenes composed afresh from its "
                       "train split and the training picture sets; validation on its val split. "
                       "With --data as well, the original world's train split joins in")
+    data.add_argument("--world-stage", default="full", choices=("easy", "full"),
+                      help="curriculum stage of --world training scenes (easy: one player per "
+                           "video, large pictures, at most one distractor); validation is "
+                           "always on the full world")
     data.add_argument("--frames", type=int, default=None, metavar="TF",
                       help="frames per clip (default 3; 1 with --world: a third of the frame-net work)")
     data.add_argument("--num-mix", type=int, default=2, help="clips mixed per example (N)")
@@ -112,12 +116,13 @@ def build_datasets(args):
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be >= 1 (got {args.frames})")
     if args.world is not None:
-        from .data.world import WorldMix, WorldMixDataset
+        from .data.world import WorldMixDataset, stage
 
         tf = args.frames or 1
-        train_set = WorldMixDataset(str(args.world), "train", WorldMix(num_mix=args.num_mix, num_frames=tf))
-        val_set = WorldMixDataset(str(args.world), "val",
-                                  WorldMix(num_mix=args.num_mix, num_frames=tf, train=False))
+        mix, look = stage(args.world_stage, num_mix=args.num_mix, num_frames=tf)
+        train_set = WorldMixDataset(str(args.world), "train", mix, look)
+        val_mix, val_look = stage("full", train=False, num_mix=args.num_mix, num_frames=tf)
+        val_set = WorldMixDataset(str(args.world), "val", val_mix, val_look)
         if args.data is not None:  # the original world too, in proportion to its clips
             original = SyntheticMixDataset(str(args.data), "train", num_mix=args.num_mix,
                                            vary_visuals=args.vary_visuals, num_frames=tf)

@@ -10,6 +10,7 @@ solos. Items have the same keys and shapes as `music.MusicMixDataset`'s: frames 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,23 @@ class WorldMix:
     level_db: float = 10.0
     train: bool = True
     seed: int = 0
+
+
+# Curriculum stages: what a video holds early in training ("easy": one sounding player,
+# a large picture, at most one distractor) and in the end ("full": the whole world).
+STAGES = ("easy", "full")
+
+
+def stage(name: str, train: bool = True, **mix) -> tuple["WorldMix", SceneLook]:
+    """(WorldMix, SceneLook) of a curriculum stage; the training assets either way."""
+    if name not in STAGES:
+        raise ValueError(f"unknown world stage {name!r}; known: {', '.join(STAGES)}")
+    look = SceneLook.training()
+    if name == "full":
+        return WorldMix(train=train, **mix), look
+    easy = dataclasses.replace(look, look_weights=(0.8, 0.05, 0.05, 0.05, 0.05), size=(0.25, 0.7),
+                               distractors=(0, 1), photo_share=0.3)
+    return WorldMix(players=(1.0,), train=train, **mix), easy
 
 
 class WorldMixDataset(torch.utils.data.Dataset):
