@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from pixelplayer.cli_args import OneLineParser
 
 FORMATS = ("onnx", "tensorrt", "triton", "all")
 
@@ -18,16 +19,10 @@ class BadInput(Exception):
     """User error: exit status 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + error
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
-
-
 def get_parser() -> argparse.ArgumentParser:
     from engines.base import EngineSpec
 
-    p = _Parser(
+    p = OneLineParser(
         prog="export-engine",
         description="Export the PixelPlayer vision and separate graphs for fast inference.")
     p.add_argument("--model", default="default",

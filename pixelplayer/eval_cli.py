@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, load
+from .cli_args import OneLineParser
 
 
 def _count(text: str) -> int:
@@ -25,7 +26,7 @@ def _count(text: str) -> int:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="pixelplayer-eval",
         description="Evaluate a model: SDR/SIR/SAR and NSDR of 2-mixtures (with mixture and "
                     "ideal-binary-mask baselines), and on duet scenes the SDR of each player "

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import torch
 
+from .errors import first_line
+from .outputs import OutputError, check_writable_file
 from .checkpoint import CheckpointError, build, save
 from .config import ModelConfig
 from .model import PixelPlayer
+from .cli_args import OneLineParser
 
 PARTS = {"sound": "net_sound.", "frame": "net_frame.", "synth": "net_synth."}
 FILENAMES = {"sound": "sound_best.pth", "frame": "frame_best.pth", "synth": "synthesizer_best.pth"}
@@ -43,20 +46,24 @@ def _unet_depth(sound: dict) -> int:
     return depth
 
 
-def infer_config(sound: dict, frame: dict, synth: dict) -> ModelConfig:
-    """Sizes from tensor shapes: K, frame width, U-Net ngf and depth."""
-    try:
-        k = int(synth["scale"].shape[0])
-        width = int(frame["features.0.weight"].shape[0])
-        ngf = int(sound["unet_block.model.0.weight"].shape[0])
-    except KeyError as exc:
-        raise CheckpointError(f"original weights lack the key {exc.args[0]!r}") from None
-    return ModelConfig(k=k, frame_width=width, audio_ngf=ngf, audio_depth=_unet_depth(sound))
+def infer_config(sound: dict, frame: dict, synth: dict, paths: dict | None = None) -> ModelConfig:
+    """Sizes from tensor shapes: K, frame width, U-Net ngf and depth. `paths` (part ->
+    file) names the file in the error when a key is missing."""
+    names = paths or {}
+    for part, sub, key in (("synth", synth, "scale"), ("frame", frame, "features.0.weight"),
+                           ("sound", sound, "unet_block.model.0.weight")):
+        if key not in sub:
+            where = names.get(part, f"the {part} net weights")
+            raise CheckpointError(f"{where}: lacks the key {key!r}: not the {part} net of the "
+                                  f"original release")
+    return ModelConfig(k=int(synth["scale"].shape[0]), frame_width=int(frame["features.0.weight"].shape[0]),
+                       audio_ngf=int(sound["unet_block.model.0.weight"].shape[0]),
+                       audio_depth=_unet_depth(sound))
 
 
-def merge(sound: dict, frame: dict, synth: dict) -> tuple[ModelConfig, dict]:
+def merge(sound: dict, frame: dict, synth: dict, paths: dict | None = None) -> tuple[ModelConfig, dict]:
     """Original three state dicts -> (config, our state dict)."""
-    config = infer_config(sound, frame, synth)
+    config = infer_config(sound, frame, synth, paths)
     state = {}
     for part, sub in (("sound", sound), ("frame", frame), ("synth", synth)):
         state.update({PARTS[part] + k: v for k, v in sub.items()})
@@ -69,14 +76,14 @@ def merge(sound: dict, frame: dict, synth: dict) -> tuple[ModelConfig, dict]:
 
 def import_original(sound_path, frame_path, synth_path) -> PixelPlayer:
     """Load the three original files into a PixelPlayer (eval mode). Raises CheckpointError."""
-    parts = {name: _read_state(Path(p), name)
-             for name, p in (("sound", sound_path), ("frame", frame_path), ("synth", synth_path))}
-    config, state = merge(parts["sound"], parts["frame"], parts["synth"])
+    paths = {"sound": sound_path, "frame": frame_path, "synth": synth_path}
+    parts = {name: _read_state(Path(p), name) for name, p in paths.items()}
+    config, state = merge(parts["sound"], parts["frame"], parts["synth"], paths)
     return build(config, state, source="original weights")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pixelplayer-import",
         description="Convert the original Sound-of-Pixels checkpoints into one pixelplayer "
                     "checkpoint usable with --model PATH.")
@@ -99,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         paths[part] = given or args.dir / FILENAMES[part]
     try:
+        check_writable_file(args.out, "--out")
         model = import_original(paths["sound"], paths["frame"], paths["synth"])
         save(model, args.out, extra={"imported_from": "Sound-of-Pixels original release"})
-    except (CheckpointError, OSError) as exc:
-        print(f"pixelplayer-import: error: {exc}", file=sys.stderr)
+    except (CheckpointError, OSError, OutputError) as exc:
+        print(f"pixelplayer-import: error: {first_line(exc)}", file=sys.stderr)
         return 2
     print(f"wrote {args.out} ({model.config})")
     return 0

@@ -11,7 +11,10 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, load
+from .cli_args import OneLineParser, join_point_values, point_arg
 from .config import CLICK_POOL, IMAGENET_MEAN, IMAGENET_STD, SAMPLE_RATE
+from .errors import first_line
+from .outputs import OutputError, check_audio_output, check_distinct
 from .separation import vision_size
 
 VISUAL_FRAMES = 3
@@ -21,16 +24,18 @@ class InputError(Exception):
     """Unusable user input; the message is one line."""
 
 
-def parse_point(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y in pixels, got {text!r}") from None
-    return x, y
+def repaired(audio: np.ndarray, name, say=print) -> np.ndarray:
+    """`audio` with NaN/Inf samples replaced by silence (said once), never given to a model."""
+    bad = int(audio.size - np.count_nonzero(np.isfinite(audio)))
+    if bad:
+        say(f"note: {bad} NaN/Inf samples of {name} replaced by silence")
+        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+    return audio
 
 
 def read_audio(path: Path) -> np.ndarray:
-    """Any rate, mono or stereo -> float32 mono at 11025 Hz, `(S,)`."""
+    """Any rate, mono or stereo -> float32 mono at 11025 Hz, `(S,)`; InputError when
+    unreadable or empty."""
     import soundfile as sf
     import soxr
 
@@ -38,7 +43,9 @@ def read_audio(path: Path) -> np.ndarray:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, OSError) as exc:
         raise InputError(f"cannot read audio {path}: {exc}") from None
-    mono = data.mean(axis=1)
+    if data.shape[0] == 0:
+        raise InputError(f"{path} holds no audio (0 samples)")
+    mono = repaired(data.mean(axis=1), path)
     return soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else mono
 
 
@@ -50,7 +57,7 @@ def video_audio(path: Path) -> np.ndarray:
                            str(SAMPLE_RATE), "-f", "f32le", "-"], capture_output=True)
     if proc.returncode != 0 or not proc.stdout:
         raise InputError(f"{path} has no readable sound track; pass --audio WAV")
-    return np.frombuffer(proc.stdout, dtype=np.float32).copy()
+    return repaired(np.frombuffer(proc.stdout, dtype=np.float32).copy(), path)
 
 
 def read_frames(path: Path, n: int = VISUAL_FRAMES) -> tuple[np.ndarray, tuple[int, int]]:
@@ -88,49 +95,74 @@ def frames_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="pixelplayer-separate",
         description="Separate the sound of one pixel of a video over the whole clip (offline). "
                     "The output is mono WAV at 11025 Hz, the model's rate.")
     p.add_argument("video", type=Path, help="video file (its picture selects the source)")
     p.add_argument("--audio", type=Path, help="mixture audio (any rate, mono or stereo); "
                    "default: the video's own sound track")
-    p.add_argument("--select", type=parse_point, help="X,Y pixel in the video's own "
+    p.add_argument("--select", type=point_arg, help="X,Y pixel in the video's own "
                    "coordinates; default: the loudest cell of the sound heatmap")
-    p.add_argument("--out", type=Path, required=True, help="output WAV")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output sound file (.wav, .flac or .ogg, by the extension)")
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
     p.add_argument("--pool", type=int, default=CLICK_POOL, help="a click uses the max "
                    f"feature over POOLxPOOL cells of 16 px around it (default {CLICK_POOL}; 1: one cell)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     return p
 
 
+def check_args(args) -> None:
+    """Everything checkable before the model loads (InputError, one line)."""
+    import re
+
+    import torch
+
+    if args.pool < 1:
+        raise InputError(f"--pool must be >= 1 (got {args.pool})")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        raise InputError(f"--device must be cpu, cuda or cuda:N (got {args.device!r})")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {args.device}: this torch build sees no CUDA device")
+    if not args.video.is_file():
+        raise InputError(f"no such video: {args.video}")
+    if args.audio is not None and not args.audio.is_file():
+        raise InputError(f"no such audio file: {args.audio}")
+    try:
+        check_audio_output(args.out, "--out")
+        check_distinct({"--out": args.out}, {"video": args.video, "--audio": args.audio})
+    except OutputError as exc:
+        raise InputError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
+    args = get_parser().parse_args(join_point_values(list(sys.argv[1:] if argv is None else argv)))
+    from .outputs import AUDIO_SUBTYPES, audio_format
     from .separation import pixel_to_cell, separate_by_pixels
     import soundfile as sf
 
     try:
-        if not args.video.is_file():
-            raise InputError(f"no such video: {args.video}")
-        model = load(args.model, map_location=args.device)
+        check_args(args)  # inputs are read before the model loads: a bad one costs nothing
         mix = read_audio(args.audio) if args.audio else video_audio(args.video)
         frames, (width, height) = read_frames(args.video)
+        if args.select is not None and not (0 <= args.select[0] < width and 0 <= args.select[1] < height):
+            raise InputError(f"--select {args.select[0]:g},{args.select[1]:g} lies outside the "
+                             f"{width}x{height} picture")
+        model = load(args.model, map_location=args.device)
         x = frames_tensor(frames).to(args.device)
         grid_h, grid_w = x.shape[-2] // 16, x.shape[-1] // 16
         cells = None
         if args.select is not None:
-            sx, sy = args.select
-            if not (0 <= sx < width and 0 <= sy < height):
-                raise InputError(f"--select {sx:g},{sy:g} lies outside the {width}x{height} picture")
-            cells = torch.tensor([[pixel_to_cell(sx, sy, width, height, grid_w, grid_h)]])
+            cells = torch.tensor([[pixel_to_cell(*args.select, width, height, grid_w, grid_h)]])
         sound, heat = separate_by_pixels(model, x, torch.from_numpy(mix)[None].to(args.device),
                                          None if cells is None else cells.to(args.device),
                                          pool=args.pool)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(args.out), sound[0, 0].cpu().numpy(), SAMPLE_RATE)
+        fmt = audio_format(args.out)
+        sf.write(str(args.out), sound[0, 0].cpu().numpy(), SAMPLE_RATE, format=fmt,
+                 subtype=AUDIO_SUBTYPES[fmt])
     except (InputError, CheckpointError, OSError) as exc:
-        print(f"pixelplayer-separate: error: {exc}", file=sys.stderr)
+        print(f"pixelplayer-separate: error: {first_line(exc)}", file=sys.stderr)
         return 2
     cell = int(cells[0, 0]) if cells is not None else int(heat[0].flatten().argmax())
     print(f"wrote {args.out} ({mix.size / SAMPLE_RATE:.1f} s, cell {divmod(cell, grid_w)} "

@@ -16,10 +16,11 @@ from .checkpoint import CheckpointError
 from .config import PRESETS, ModelConfig
 from .losses import StreamingLoss
 from .train import TrainConfig, check_cpu_bf16, read_init, train
+from .cli_args import OneLineParser
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="pixelplayer-train",
         description="Train PixelPlayer by mix-and-separate: mix N solo clips, predict each "
                     "clip's spectrogram mask from its own frames.")

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+from ..cli_args import OneLineParser
 
 PROG = "pixelplayer-data"
 
@@ -39,7 +40,7 @@ def _count(text: str) -> int:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Synthetic audio-visual data for PixelPlayer.")
+    p = OneLineParser(prog=PROG, description="Synthetic audio-visual data for PixelPlayer.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solos", help="render (or complete) the solo-clip cache under ROOT/solos")

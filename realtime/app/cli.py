@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pixelplayer.cli_args import OneLineParser, join_point_values
 from realtime.app.flags import PROG, add_input_args, add_model_args, add_output_args
 
 __all__ = ["get_parser", "main"]
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG, description="Real-time audio-visual sound separation (The Sound of Pixels): "
         "click a player in the live picture and hear only that player.",
         epilog="keys: click isolate, h heatmap, m bypass (mixture), r record, space freeze, "
@@ -46,13 +47,15 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of `realtime-sep`; returns the exit code."""
     parser = get_parser()
+    argv = join_point_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:          # --help (0) or a usage error (2)
         return int(exc.code or 0)
     from pixelplayer.errors import first_line
+    from realtime.app.checks import UsageError, check_args
     from realtime.app.inputs import list_devices
-    from realtime.app.session import UsageError, run_live
+    from realtime.app.session import run_live
     from realtime.io.camera import CameraError
     from realtime.io.devices import DeviceError
 
@@ -60,6 +63,7 @@ def main(argv=None) -> int:
         if args.list_devices:
             print(list_devices())
             return 0
+        check_args(args)  # before any device, file content or model
         if args.demo:
             from realtime.app.demo import run_demo
 

@@ -7,19 +7,11 @@ from __future__ import annotations
 
 import argparse
 
+from pixelplayer.cli_args import select_arg as _select_arg
+
 __all__ = ["PROG", "SPEC_FLAGS", "add_input_args", "add_model_args", "add_output_args"]
 
 PROG = "realtime-sep"
-
-
-def _select_arg(text: str):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected X,Y (picture pixels) or 'auto'") from None
-    return (x, y)
 
 
 def add_input_args(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +19,14 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("inputs and outputs (devices)")
     g.add_argument("--camera", default="0", metavar="INDEX|FILE|URL",
                    help="camera index, video file or rtsp/http URL (default 0)")
-    g.add_argument("--mic", default="default", metavar="default|INDEX|NAME|FILE.wav",
-                   help="microphone: PortAudio device or a sound file (default: default)")
+    g.add_argument("--mic", default=None, metavar="default|INDEX|NAME|FILE.wav",
+                   help="microphone: PortAudio device or a sound file (default: the video's "
+                        "own sound track when --camera is a video file, else 'default')")
     g.add_argument("--speaker", default="default", metavar="default|INDEX|NAME|none",
                    help="where the isolated sound plays; 'none' for no playback")
     g.add_argument("--blocksize", type=int, default=None, metavar="FRAMES",
-                   help="audio device frames per callback (default: ~5 ms, 256 at 48 kHz)")
+                   help=f"audio device frames per callback, {BLOCKSIZE[0]}-{BLOCKSIZE[1]} "
+                        "(default: ~5 ms, 256 at 48 kHz)")
     g.add_argument("--jitter-ms", type=float, default=30.0, metavar="MS",
                    help="silence queued before the first output so late chunks do not "
                         "underflow the speaker (adds to the latency; default 30)")
@@ -42,6 +36,9 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--list-devices", action="store_true",
                    help="list audio devices and cameras, then exit")
 
+
+BLOCKSIZE = (16, 8192)   # device frames per callback: beyond it PortAudio stalls on stop
+JITTER_MS = (0.0, 1000.0)
 
 # The streaming contract's fields set from the command line (engines.EngineSpec holds
 # their defaults; export-engine takes the same flags).
@@ -78,10 +75,12 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("run")
     g.add_argument("--headless", action="store_true",
                    help="no window (automatic without a display)")
-    g.add_argument("--out", metavar="FILE.wav", help="write the isolated sound")
-    g.add_argument("--save-video", metavar="FILE.mp4", help="write the annotated video")
+    g.add_argument("--out", metavar="FILE.wav",
+                   help="write the isolated sound (.wav, .flac or .ogg, by the extension)")
+    g.add_argument("--save-video", metavar="FILE.mp4", help="write the annotated video (.mp4)")
     g.add_argument("--select", type=_select_arg, metavar="X,Y|auto",
-                   help="isolate this picture pixel (or the loudest cell) without clicking")
+                   help="isolate this picture pixel (or the loudest cell) without clicking; "
+                        "headless without it: auto")
     g.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much audio")
     g.add_argument("--log-every", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between statistics lines (0: never)")

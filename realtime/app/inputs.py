@@ -31,18 +31,50 @@ def open_inputs(args):
     from realtime.io.audio_files import FileMicrophone
     from realtime.io.camera import CameraSource
 
+    from realtime.app.checks import UsageError, check_select
+
     pace = not args.no_pace
     camera = CameraSource(args.camera, pace=pace, loop=args.loop)
     camera.start().stop()
-    if _is_file_spec(args.mic):
-        mic = FileMicrophone(args.mic, pace=pace, loop=args.loop)
+    check_select(args.select, camera.size)
+    mic_spec = args.mic
+    if mic_spec is None:  # a video file brings its own sound; a camera needs the default mic
+        mic_spec = video_sound(camera.target) if camera.kind == "file" else "default"
+    if _is_file_spec(mic_spec):
+        mic = FileMicrophone(mic_spec, pace=pace, loop=args.loop)
         mic.start().stop()
+        if mic.frames == 0:
+            raise UsageError(f"{mic_spec} holds no audio (0 samples)")
     else:
-        mic = open_microphone(args.mic, args.blocksize)
+        mic = open_microphone(mic_spec, args.blocksize)
     speaker = None
     if args.speaker.lower() != "none" and pace:
         speaker = open_speaker(args.speaker, args.blocksize)
     return camera, mic, speaker
+
+
+def video_sound(path: str) -> str:
+    """The sound track of a video file, decoded once by ffmpeg to a temporary FLAC at the
+    model's rate (removed at exit); UsageError when it has none or ffmpeg is missing."""
+    import atexit
+    import shutil
+    import subprocess
+    import tempfile
+
+    from realtime.app.checks import UsageError
+    from realtime.io.audio_common import MODEL_RATE
+
+    if shutil.which("ffmpeg") is None:
+        raise UsageError(f"reading the sound of {path} needs ffmpeg (scripts/setup): or give --mic")
+    fd, out = tempfile.mkstemp(prefix="realtime-sep-sound-", suffix=".flac")
+    os.close(fd)
+    atexit.register(lambda: os.path.exists(out) and os.remove(out))
+    proc = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", path, "-vn", "-ac", "1", "-ar",
+                           str(MODEL_RATE), out], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0 or os.path.getsize(out) == 0:
+        raise UsageError(f"{path} has no sound track ffmpeg can read: give --mic (a microphone "
+                         f"or a sound file)")
+    return out
 
 
 def open_microphone(spec: str, blocksize: int | None = None):

@@ -14,8 +14,9 @@ __all__ = ["MainLoop", "stats_line"]
 
 def stats_line(snap: dict, chunk_ms: float) -> str:
     """One log line from `Pipeline.snapshot()`."""
-    line = (f"[{snap['audio_s']:7.1f} s] compute/chunk median {snap['compute_med_ms']:.1f} ms "
-            f"p95 {snap['compute_p95_ms']:.1f} ms (chunk {chunk_ms:.0f} ms, {snap['late']} late) | "
+    compute = (f"compute/chunk median {snap['compute_med_ms']:.1f} ms p95 {snap['compute_p95_ms']:.1f} ms"
+               if snap["chunks"] else "no chunk separated yet")
+    line = (f"[{snap['audio_s']:7.1f} s] {compute} (chunk {chunk_ms:.0f} ms, {snap['late']} late) | "
             f"RTF {snap['rtf']:.2f} | overflows {snap['overflows']} underflows {snap['underflows']} "
             f"dropped {snap['dropped_blocks']} blocks | video dropped {snap['video_dropped']} frames, "
             f"vision {snap['visual_updates']} run / {snap['visual_skipped']} skipped")
@@ -25,6 +26,8 @@ def stats_line(snap: dict, chunk_ms: float) -> str:
         line += " | camera lost, reconnecting"
     if snap.get("nonfinite"):
         line += f" | {snap['nonfinite']} outputs with NaN/Inf from the engine muted"
+    if snap.get("repaired"):
+        line += f" | {snap['repaired']} NaN/Inf input samples replaced by silence"
     return line
 
 

@@ -11,6 +11,7 @@ turns them into exit code 2.  No argument parsing and no exiting here.
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sys
@@ -21,17 +22,28 @@ __all__ = ["Session", "UsageError", "build_spec", "latency_budget", "load_engine
 from pixelplayer.config import HOP
 from pixelplayer.errors import first_line
 
+from realtime.app.checks import UsageError
 from realtime.app.flags import PROG
-
-
-class UsageError(RuntimeError):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def _flags(fields: dict) -> str:
     from realtime.app.flags import SPEC_FLAGS
 
     return " ".join(f"{SPEC_FLAGS[f]} {v}" for f, v in fields.items())
+
+
+def _model_config(model: str):
+    """The ModelConfig of --model (a checkpoint, 'default' or an export directory), read
+    without building an engine; UsageError when unreadable."""
+    from engines import artifacts
+    from pixelplayer import CheckpointError, ModelConfig, checkpoint
+
+    try:
+        if os.path.isfile(os.path.join(model, artifacts.MANIFEST)):
+            return ModelConfig.from_dict(artifacts.read_manifest(model)["model_config"])
+        return checkpoint.read(checkpoint.DEFAULT_WEIGHTS if model == "default" else model)[0]
+    except (CheckpointError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"cannot load model: {first_line(exc)}") from None
 
 
 def build_spec(args):
@@ -61,9 +73,14 @@ def build_spec(args):
                                    image_size=built.image_size, mirror=built.mirror,
                                    max_image_side=built.max_image_side)
     try:
-        return dataclasses.replace(base, **asked)
+        spec = dataclasses.replace(base, **asked)
     except ValueError as exc:
         raise UsageError(f"bad streaming settings: {exc}") from None
+    multiple = 2 ** _model_config(str(args.model)).audio_depth
+    if spec.context_frames % multiple:
+        raise UsageError(f"--context {spec.context_frames}: this model needs a multiple of "
+                         f"{multiple} frames")
+    return spec
 
 
 def load_engine(args, spec, log=print):
@@ -194,15 +211,24 @@ class Session:
         finally:
             self.close()
 
-    def close(self) -> None:
-        """Stop the threads and devices, then close every file (idempotent)."""
-        self.pipeline.stop()
+    def close(self) -> list[str]:
+        """Stop the threads, close every file, then stop the devices (idempotent): files are
+        final even when a device hangs in its stop. Returns what went wrong: an asked-for
+        output that could not be written, a device that did not stop (`hung`)."""
+        from realtime.pipeline.worker import DEVICE_STOP_S
+
+        self.pipeline.stop_processing()
         for sink in self.sinks:
             sink.close()
         if self.video is not None:
             self.video.close()
         if self.window is not None:
             self.window.close()
+        problems = [e for e in (getattr(self.video, "error", None),) if e]
+        self.hung = not self.pipeline.stop_devices()
+        if self.hung:
+            problems.append(f"an audio device did not stop within {DEVICE_STOP_S:g} s; exiting anyway")
+        return problems
 
 
 def run_session(args, camera, mic, speaker, engine, spec, log=_log) -> int:
@@ -212,22 +238,35 @@ def run_session(args, camera, mic, speaker, engine, spec, log=_log) -> int:
     """
     from realtime.app.loop import stats_line
 
-    session = Session(args, camera, mic, speaker, engine, spec, log, window=_window(args, log))
+    window = _window(args, log)
+    if window is None and args.select is None:
+        args = copy.copy(args)
+        args.select = "auto"
+        log("no window and no --select: isolating the loudest cell (--select auto); "
+            "give --select X,Y to choose the pixel")
+    session = Session(args, camera, mic, speaker, engine, spec, log, window=window)
     pipeline = session.pipeline
     signals = _Signals().install()
     signals.target = pipeline
+    failed: list[str] = []
     try:
         session.start()
         log(latency_budget(pipeline)[0])
         session.loop.run()
     finally:
-        session.close()
+        failed = session.close()
         signals.restore()
     log("final: " + stats_line(pipeline.snapshot(), pipeline.chunk_ms))
     if pipeline.error is not None:
-        print(f"{PROG}: error: {first_line(pipeline.error)}", file=sys.stderr)
-        return 1
-    return signals.code if signals.code is not None else 0
+        failed.insert(0, first_line(pipeline.error))
+    for reason in failed:
+        print(f"{PROG}: error: {reason}", file=sys.stderr)
+    code = 1 if failed else (signals.code if signals.code is not None else 0)
+    if session.hung:  # a driver thread would keep the interpreter from exiting
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def latency_budget(pipeline) -> tuple[str, float]:

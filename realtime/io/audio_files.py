@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from pixelplayer.outputs import AUDIO_FORMATS, AUDIO_SUBTYPES
 from realtime.io.audio_common import MODEL_RATE, AudioStats, _Resampler, _wait_step
 from realtime.io.devices import DeviceError
 
@@ -34,8 +35,9 @@ class FileMicrophone:
             device's buffer would overflow.
         quality: soxr quality.
 
-    At the end (no loop) the last partial block is zero-padded to `n`, then
-    `read` returns None and `ended` is True.
+    At the end (no loop) the last partial block comes out short (fewer than `n`
+    samples), then `read` returns None and `ended` is True: the stream holds exactly
+    the file's samples.
     """
 
     def __init__(self, path, pace: bool = True, loop: bool = False,
@@ -47,6 +49,7 @@ class FileMicrophone:
         self.quality, self.chunk_frames = quality, int(chunk_frames)
         self.samplerate = None   # the file's rate in Hz, known after start()
         self.channels = None
+        self.frames = None       # the file's length in its own samples, after start()
         self.loops = 0
         self._file = None
 
@@ -61,6 +64,7 @@ class FileMicrophone:
         except Exception as exc:  # LibsndfileError, OSError
             raise DeviceError(f"cannot open audio file {self.path}: {exc}") from exc
         self.samplerate, self.channels = self._file.samplerate, self._file.channels
+        self.frames = self._file.frames
         self._resample = _Resampler(self.samplerate, MODEL_RATE, self.quality)
         self._pending = np.zeros(0, np.float32)
         self._eof = False
@@ -116,10 +120,10 @@ class FileMicrophone:
         block = self._take(n)
         if out is None:
             out = np.zeros(n, np.float32)
-        out[:block.shape[0]] = block
-        out[block.shape[0]:n] = 0.0   # zero-pad the final partial block
-        self._samples += n
-        return out[:n]
+        m = block.shape[0]  # n, or fewer at the very end
+        out[:m] = block
+        self._samples += m
+        return out[:m]
 
     def stop(self) -> None:
         """Close the file (idempotent)."""
@@ -162,7 +166,8 @@ atexit.register(close_all_writers)
 
 
 class WavRecorder:
-    """Sink that writes 11025 Hz mono float32 blocks to a WAV file.
+    """Sink that writes 11025 Hz mono float32 blocks to a sound file: WAV, or FLAC / OGG
+    when the path's extension says so (`pixelplayer.outputs.AUDIO_FORMATS`).
 
     Same `write`/`start`/`stop`/`stats` as `SpeakerStream`, so a pipeline can
     record instead of play.  The file stays a valid WAV whenever the process
@@ -173,7 +178,8 @@ class WavRecorder:
     Args:
         path: output file; its directory must exist.
         samplerate: Hz written in the header (the pipeline's 11025 Hz).
-        subtype: soundfile subtype, 'PCM_16' (clipped to [-1, 1]) or 'FLOAT'.
+        subtype: soundfile subtype for WAV, 'PCM_16' (clipped to [-1, 1]) or 'FLOAT';
+            FLAC is PCM_16 and OGG Vorbis whatever this says.
         flush_interval_s: max seconds between header updates.
     """
 
@@ -196,9 +202,11 @@ class WavRecorder:
         with self._lock:
             if self._sf is not None:
                 return self
+            fmt = AUDIO_FORMATS.get(os.path.splitext(self.path)[1].lower(), "WAV")
+            subtype = self.subtype if fmt == "WAV" else AUDIO_SUBTYPES[fmt]
             try:
-                self._sf = sf.SoundFile(self.path, "w", self.samplerate, 1,
-                                        subtype=self.subtype, format="WAV")
+                self._sf = sf.SoundFile(self.path, "w", self.samplerate, 1, subtype=subtype,
+                                        format=fmt)
             except Exception as exc:
                 raise DeviceError(f"cannot write audio file {self.path}: {exc}") from exc
             self._closed = False
@@ -229,6 +237,9 @@ class WavRecorder:
             if self._sf is None:
                 return
             self._sf.flush()
+            if self._sf.format != "WAV":  # FLAC / OGG: no header to rewrite
+                self._last_flush = time.monotonic()
+                return
             try:
                 import soundfile as sf
 

@@ -162,6 +162,7 @@ class CameraSource:
         self.width, self.height, self.req_fps = width, height, fps
         self.backoff_s, self.timeout_s = backoff_s, float(timeout_s)
         self.fps = 0.0          # frames/s reported by the source (0 if unknown)
+        self.size = None        # (W, H) of its pictures once opened, if the source says
         self.lost = False       # reads are failing; reconnecting
         self.ended = False      # file reached its end (no loop), or stopped
         self.last_error = ""
@@ -207,6 +208,8 @@ class CameraSource:
                     cap.set(prop, val)
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else 0.0
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.size = (w, h) if w > 0 and h > 0 else None
         return cap
 
     def start(self) -> "CameraSource":

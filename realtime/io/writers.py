@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import queue
 import subprocess
+import tempfile
 import threading
 
 import cv2
@@ -118,6 +119,8 @@ class VideoWriter:
         self.audio_t0: float | None = None
         self.has_audio = False    # the finished file carries the audio tracks
         self.log = None           # callable(str) for mux warnings (None: stderr)
+        self.error: str | None = None  # why the file could not be written (after close)
+        self._stderr = None       # ffmpeg's messages, read when it fails
 
     def add_audio(self, wav_path, title: str = "", t0: float | None = None) -> None:
         """Mux `wav_path` in at `close` (first call = default track); `t0` sets `audio_t0`."""
@@ -143,8 +146,10 @@ class VideoWriter:
                "-pix_fmt", "yuv420p", "-g", str(max(1, int(round(self.fps)))),
                "-movflags", "+frag_keyframe+empty_moov+default_base_moof", self.path]
         # Own session: a terminal's Ctrl-C must not kill the encoder before we close it.
+        # Its messages go to a file (a pipe nobody reads could fill up and stall it).
+        self._stderr = tempfile.TemporaryFile(mode="w+")
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)
+                                      stderr=self._stderr, start_new_session=True)
 
     def _emit(self, data, count: int = 1) -> None:
         for _ in range(count):
@@ -197,10 +202,26 @@ class VideoWriter:
                 self._proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+                self._proc.wait()
+            self._check_encoder()
         if self._cv is not None:
             self._cv.release()
-        if self.audio and self.frames:
+        if self.frames and self.error is None and not os.path.isfile(self.path):
+            self.error = f"{self.path} was not written"
+        if self.audio and self.frames and self.error is None:
             self._mux()
+
+    def _check_encoder(self) -> None:
+        """Record why ffmpeg failed (its exit status and last message), if it did."""
+        code = self._proc.returncode
+        text = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            text = self._stderr.read().strip()
+            self._stderr.close()
+        if code != 0:
+            last = text.splitlines()[-1] if text else "no message"
+            self.error = f"ffmpeg could not write {self.path} (exit {code}): {last}"
 
     def _mux(self) -> None:
         """Add the `audio` tracks (on the closing thread, bounded by `mux_timeout`)."""

@@ -27,12 +27,14 @@ class WorkerStats:
 
     late: chunks whose compute took longer than their duration; rtf: worker busy time /
     audio time over the last RTF_WINDOW_S of audio; nonfinite: outputs with NaN/Inf (muted);
+    repaired: input samples that were NaN/Inf, replaced by silence before the model;
     visual_*: vision runs, skips (worker behind) and deferrals (waiting for slack)."""
 
     audio_s: float = 0.0
     chunks: int = 0
     late: int = 0
     nonfinite: int = 0
+    repaired: int = 0
     compute_med_ms: float = float("nan")
     compute_p95_ms: float = float("nan")
     compute_p99_ms: float = float("nan")
@@ -56,7 +58,7 @@ class WorkerCounters:
         self.chunk_ms = float(chunk_ms)
         self.consumed = 0                # samples read from the microphone
         self.produced = 0                # isolated samples produced
-        self.chunks = self.late = self.nonfinite = 0
+        self.chunks = self.late = self.nonfinite = self.repaired = 0
         self.compute_ms: collections.deque = collections.deque(maxlen=history)
         self.visual_ms: collections.deque = collections.deque(maxlen=1000)
         self.visual_updates = self.visual_skipped = self.visual_deferred = 0
@@ -87,6 +89,7 @@ class WorkerCounters:
         ms = self.compute_ms
         return WorkerStats(
             audio_s=self.consumed / rate, chunks=self.chunks, late=self.late, nonfinite=self.nonfinite,
+            repaired=self.repaired,
             compute_med_ms=percentile_ms(ms, 50), compute_p95_ms=percentile_ms(ms, 95),
             compute_p99_ms=percentile_ms(ms, 99), rtf=self.rtf(),
             vision_med_ms=percentile_ms(self.visual_ms, 50), visual_updates=self.visual_updates,

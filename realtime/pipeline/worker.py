@@ -41,6 +41,7 @@ from realtime.io.writers import BackgroundWriter
 from realtime.pipeline.frames import FrameFeed
 from realtime.pipeline.stats import WorkerCounters, WorkerStats, percentile_ms
 
+DEVICE_STOP_S = 5.0       # a device still stopping after this (beyond the drain) is given up
 VISION_MARGIN_S = 0.010   # spare time vision must leave before the next chunk (live)
 MAX_VISION_WAIT_S = 1.0   # a vision update waiting longer for slack runs anyway (degraded)
 
@@ -162,19 +163,34 @@ class Pipeline:
         self._thread.start()
         return self
 
-    def stop(self, drain_s: float = 2.0) -> None:
-        """Stop the worker, finish the writers and close the devices (idempotent)."""
+    def stop(self, drain_s: float = 2.0, device_timeout_s: float = DEVICE_STOP_S) -> bool:
+        """`stop_processing` then `stop_devices` (idempotent); False if a device hung."""
+        self.stop_processing()
+        return self.stop_devices(drain_s, device_timeout_s)
+
+    def stop_processing(self) -> None:
+        """Stop the worker and finish the writer thread: every sink has had its last block."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10.0)
         self.writer.close()
-        if self.speaker is not None:
-            if drain_s > 0 and self.error is None and hasattr(self.speaker, "drain"):
-                self.speaker.drain(timeout=drain_s)
-            self.speaker.stop()
-        self.mic.stop()
-        if self.camera is not None:
-            self.camera.stop()
+
+    def stop_devices(self, drain_s: float = 2.0, timeout_s: float = DEVICE_STOP_S) -> bool:
+        """Play out, then stop the speaker, microphone and camera, giving up after
+        `timeout_s` (a driver can block in its stop call). True when all stopped."""
+        def close() -> None:
+            if self.speaker is not None:
+                if drain_s > 0 and self.error is None and hasattr(self.speaker, "drain"):
+                    self.speaker.drain(timeout=drain_s)
+                self.speaker.stop()
+            self.mic.stop()
+            if self.camera is not None:
+                self.camera.stop()
+
+        closer = threading.Thread(target=close, name="device-stop", daemon=True)
+        closer.start()
+        closer.join(timeout=drain_s + timeout_s)
+        return not closer.is_alive()
 
     @property
     def audio_t0(self) -> float:
@@ -236,6 +252,10 @@ class Pipeline:
         """One microphone block (READ_BLOCK,) float32 through the separator."""
         c = self.counters
         self._apply_commands()
+        finite = np.isfinite(block)
+        if not finite.all():  # NaN/Inf never reach the model: silence instead, counted
+            c.repaired += int(block.size - np.count_nonzero(finite))
+            block[~finite] = 0.0
         t_end = (c.consumed + block.shape[0]) / MODEL_RATE
         if self.frames.feed(t_end, c.consumed / MODEL_RATE, self._stop.is_set):
             self._apply_initial()
