@@ -57,6 +57,8 @@ def check_writable_file(path, flag: str) -> Path:
 
 def check_audio_output(path, flag: str) -> str:
     """Check an audio output flag; returns its soundfile format."""
+    if Path(path).is_dir():
+        raise OutputError(f"{flag} {path}: is a folder, give a file name")
     try:
         fmt = audio_format(path)
     except OutputError as exc:
@@ -66,6 +68,8 @@ def check_audio_output(path, flag: str) -> str:
 
 
 def check_video_output(path, flag: str) -> None:
+    if Path(path).is_dir():
+        raise OutputError(f"{flag} {path}: is a folder, give a file name")
     if _suffix(path) not in VIDEO_SUFFIXES:
         raise OutputError(f"{flag} {path}: video is written as {', '.join(VIDEO_SUFFIXES)}; "
                           f"{_suffix(path) or 'no extension'} is not one of them")

@@ -50,7 +50,7 @@ def test_parser_defaults_are_the_streaming_contract():
 
     args = get_parser().parse_args([])
     assert (args.camera, args.mic, args.speaker, args.engine, args.model) == \
-        ("0", "default", "default", "auto", "default")
+        ("0", None, "default", "auto", "default")  # --mic: the video's sound, else default
     spec = build_spec(args)
     assert spec == EngineSpec()  # one source of truth for the live defaults
     # 4 hop frames + 766 samples of STFT overlap = 162 ms <= 170 ms.
@@ -116,7 +116,7 @@ def _bad(argv, capsys):
     (["--camera", "/nope/missing.mp4"], "cannot open video file /nope/missing.mp4"),
     (["--camera", "7"], "cannot open camera 7"),
     (["--camera", "SCENE_MP4", "--mic", "SCENE_WAV", "--speaker", "none", "--hop-frames", "0"],
-     "bad streaming settings"),
+     "--hop-frames must be >= 1 (got 0)"),
 ])
 def test_bad_camera_or_settings_exit_2_with_one_line(duet, argv, needle, capsys):
     scene_dir, _ = duet
