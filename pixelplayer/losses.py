@@ -98,6 +98,8 @@ class MixSeparateObjective(torch.nn.Module):
     """The loss as a module, so DistributedDataParallel (which syncs gradients through
     `forward`) can wrap it; single-process training calls it the same way."""
 
+    inputs = ("frames", "audios", "mix")  # the batch keys forward takes
+
     def __init__(self, model: PixelPlayer, mask_type: str = "binary",
                  streaming: StreamingLoss | None = None):
         super().__init__()

@@ -49,6 +49,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (and save) when this wall-clock budget is spent
     streaming: StreamingLoss | None = None  # extra loss on the masks a live separator keeps
     init: str | None = None  # start from these weights ("default" or a checkpoint path)
+    objective: str = "mix"  # "mix": mix-and-separate; "style": style distillation (frame net)
     progress: bool = True
 
 
@@ -108,9 +109,20 @@ def make_optimizer(model: PixelPlayer, cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
-def _to_device(batch: dict, device: torch.device) -> tuple[torch.Tensor, ...]:
+def _to_device(batch: dict, device: torch.device, keys) -> tuple[torch.Tensor, ...]:
     nb = device.type == "cuda"
-    return tuple(batch[k].to(device, non_blocking=nb) for k in ("frames", "audios", "mix"))
+    return tuple(batch[k].to(device, non_blocking=nb) for k in keys)
+
+
+def make_objective(net: PixelPlayer, cfg: TrainConfig) -> torch.nn.Module:
+    """The training loss as a module; its `inputs` name the batch keys it takes."""
+    if cfg.objective == "style":
+        from .style_distill import StyleObjective
+
+        return StyleObjective(net)
+    if cfg.objective != "mix":
+        raise ValueError(f"unknown objective {cfg.objective!r} (mix or style)")
+    return MixSeparateObjective(net, cfg.mask, cfg.streaming)
 
 
 def _state_path(cfg: TrainConfig) -> Path:
@@ -186,7 +198,8 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
         start_epoch, step, best = load_training_state(_state_path(cfg), model, optim)
         log.info("resumed from %s at epoch %d", _state_path(cfg), start_epoch)
     net = model  # the bare network, whatever wrapper trains it
-    objective = MixSeparateObjective(net, cfg.mask, cfg.streaming)
+    objective = make_objective(net, cfg)
+    keys = objective.inputs
     if info.world > 1:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None)
@@ -195,7 +208,7 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
     history = []
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
-        stats = _train_epoch(objective, optim, loader, cfg, device, epoch, info, deadline)
+        stats = _train_epoch(objective, keys, optim, loader, cfg, device, epoch, info, deadline)
         step += stats["steps"]
         record = {"epoch": epoch + 1, "step": step, **stats}
         if info.main:
@@ -222,7 +235,7 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
     return TrainResult(summary, net)
 
 
-def _train_epoch(objective, optim, loader, cfg: TrainConfig, device, epoch: int,
+def _train_epoch(objective, keys, optim, loader, cfg: TrainConfig, device, epoch: int,
                  info: DistInfo, deadline: float | None) -> dict:
     from tqdm import tqdm
 
@@ -240,9 +253,8 @@ def _train_epoch(objective, optim, loader, cfg: TrainConfig, device, epoch: int,
         except StopIteration:
             data_iter = iter(loader)
             batch = next(data_iter)
-        frames, audios, mix = _to_device(batch, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = objective(frames, audios, mix)
+            loss = objective(*_to_device(batch, device, keys))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:

@@ -38,6 +38,10 @@ def get_parser() -> argparse.ArgumentParser:
                       help="curriculum stage of --world training scenes (easy: one player per "
                            "video, large pictures, at most one distractor); validation is "
                            "always on the full world")
+    data.add_argument("--style-distill", action="store_true",
+                      help="train the frame net alone to give broad-world scenes the features "
+                           "the --init model gives its instruments' Noto pictures "
+                           "(pixelplayer.style_distill); validation as with --world")
     data.add_argument("--frames", type=int, default=None, metavar="TF",
                       help="frames per clip (default 3; 1 with --world: a third of the frame-net work)")
     data.add_argument("--num-mix", type=int, default=2, help="clips mixed per example (N)")
@@ -116,14 +120,25 @@ def build_datasets(args):
         raise ValueError("--music-train goes alone, without --world or --data")
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be >= 1 (got {args.frames})")
+    if args.style_distill and (args.world is None or not args.init):
+        raise ValueError("--style-distill needs --world (its validation mixtures) and --init "
+                         "(the model whose features are the targets)")
     if args.world is not None:
         from .data.world import WorldMixDataset, stage
 
         tf = args.frames or 1
-        mix, look = stage(args.world_stage, num_mix=args.num_mix, num_frames=tf)
-        train_set = WorldMixDataset(str(args.world), "train", mix, look)
         val_mix, val_look = stage("full", train=False, num_mix=args.num_mix, num_frames=tf)
         val_set = WorldMixDataset(str(args.world), "val", val_mix, val_look)
+        if args.style_distill:
+            from .checkpoint import load
+            from .style_distill import StyleDataset, canonical_features
+
+            _, look = stage(args.world_stage)
+            targets = canonical_features(load(args.init))
+            return StyleDataset(targets, length=args.batch_size * (args.steps_per_epoch or 256),
+                                num_frames=tf, look=look), val_set
+        mix, look = stage(args.world_stage, num_mix=args.num_mix, num_frames=tf)
+        train_set = WorldMixDataset(str(args.world), "train", mix, look)
         if args.data is not None:  # the original world too, in proportion to its clips
             original = SyntheticMixDataset(str(args.data), "train", num_mix=args.num_mix,
                                            vary_visuals=args.vary_visuals, num_frames=tf)
@@ -189,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device, amp=not args.no_amp, cpu_bf16=args.cpu_bf16,
             val_mixtures=args.val_mixtures,
             seed=args.seed, resume=args.resume, max_minutes=args.max_minutes,
-            streaming=streaming_loss(args, config), init=args.init)
+            streaming=streaming_loss(args, config), init=args.init,
+            objective="style" if args.style_distill else "mix")
         if args.cpu_bf16:
             check_cpu_bf16()
         if args.init:  # read here too, so a bad file is one line before loaders start
