@@ -302,6 +302,34 @@ def test_cli_offline_headless_writes_valid_wav_and_video(duet, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_second_signal_exits_at_once_with_valid_files(duet, tmp_path):
+    """Stopping never hangs: a second SIGTERM while the first is being handled ends the
+    process at once, the WAV already valid."""
+    scene_dir, _ = duet
+    out = tmp_path / "iso.wav"
+    proc = _cli(["--camera", os.path.join(scene_dir, "video.mp4"),
+                 "--mic", os.path.join(scene_dir, "mixture.wav"), "--speaker", "none",
+                 "--headless", "--loop", "--out", str(out), "--select", "100,100",
+                 "--log-every", "0"])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and \
+                not (out.exists() and out.stat().st_size > 40_000):
+            time.sleep(0.2)
+        assert proc.poll() is None and out.exists(), proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and elapsed < 10, elapsed
+    data, _ = sf.read(out, dtype="float32")
+    assert sf.info(str(out)).frames == data.size > MODEL_RATE
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_signal_mid_run_leaves_valid_files(duet, tmp_path, sig, code):
     scene_dir, _ = duet
