@@ -101,25 +101,35 @@ def _build(backend: str, device: str, src: _Source, spec: EngineSpec, threads, c
         if src.artifact is None:
             raise Missing("no TensorRT plans given (build them with export-engine "
                           "--format tensorrt and pass the output directory)")
-        return TensorRTEngine(src.artifact, spec)
+        return TensorRTEngine(src.artifact, spec, device)
     if backend == "onnx":
         from .onnx_engine import OnnxEngine, check_providers
 
         check_providers(device)  # before a costly export
-        return OnnxEngine(_onnx_models(src, spec, cache_dir), spec, device,
-                          threads=threads or 0, cache_dir=cache_dir)
+        half = device != "cpu" and spec.fp16  # GPUs run the mixed-precision graphs
+        models, half = _onnx_models(src, spec, cache_dir, half)
+        return OnnxEngine(models, spec, device, threads=threads or 0, cache_dir=cache_dir,
+                          precision="fp16" if half else "fp32")
     from .torch_engine import TorchEngine
 
     return TorchEngine(src.model(), spec, device, threads=threads)
 
 
-def _onnx_models(src: _Source, spec: EngineSpec, cache_dir) -> dict:
-    """ONNX graphs of an export directory, or of the model, exported on the fly (cached)."""
+def _onnx_models(src: _Source, spec: EngineSpec, cache_dir, half: bool) -> tuple[dict, bool]:
+    """(ONNX graphs, whether they are the mixed-precision ones) of an export directory, or
+    of the model, exported on the fly (cached). An export made without --fp16 has only the
+    float32 graphs: they run then, as the log says."""
     if src.artifact is not None:
-        return artifacts.graph_paths(src.artifact)
+        if half:
+            try:
+                return artifacts.graph_paths(src.artifact, half=True), True
+            except Missing:
+                log.info("%s has no float16 graphs (export-engine --fp16): running float32",
+                         src.artifact)
+        return artifacts.graph_paths(src.artifact), False
     from .onnx_convert import cached_onnx
 
-    return cached_onnx(src.model(), spec, cache_dir=cache_dir)
+    return cached_onnx(src.model(), spec, cache_dir=cache_dir, half=half), half
 
 
 def load(kind: str = "auto", source=None, spec: EngineSpec | None = None,

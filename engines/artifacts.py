@@ -2,8 +2,10 @@
 its layout and its manifests.
 
     <dir>/export.json        manifest: spec, model config, opset, exporter, parity, versions
-    <dir>/vision.onnx        the fused graphs (engines.graphs), single files
+    <dir>/vision.onnx        the fused graphs (engines.graphs), single files, float32
     <dir>/separate.onnx
+    <dir>/vision.fp16.onnx   the same with float16 nets and float32 DSP (export-engine --fp16):
+    <dir>/separate.fp16.onnx what strongly typed TensorRT and the GPU providers run
     <dir>/model.safetensors  the checkpoint (so a PyTorch engine can run the same model)
     <dir>/vision.plan        TensorRT plans (optional), with
     <dir>/separate.plan
@@ -23,6 +25,7 @@ from .base import EngineSpec, EngineUnavailable, Missing
 MANIFEST = "export.json"
 CHECKPOINT = "model.safetensors"
 GRAPH_FILES = {"vision": "vision.onnx", "separate": "separate.onnx"}
+HALF_GRAPH_FILES = {"vision": "vision.fp16.onnx", "separate": "separate.fp16.onnx"}
 PLAN_FILES = {"vision": "vision.plan", "separate": "separate.plan"}
 TRT_METADATA = "tensorrt.json"
 TIMING_CACHE = "timing.cache"
@@ -65,9 +68,11 @@ def read_spec(artifact_dir) -> EngineSpec:
     return EngineSpec.from_dict(read_manifest(artifact_dir).get("spec", {}))
 
 
-def graph_paths(artifact_dir) -> dict[str, Path]:
-    """{graph name: ONNX path} of an artefact directory (Missing if a graph is absent)."""
-    paths = {n: Path(artifact_dir) / f for n, f in GRAPH_FILES.items()}
+def graph_paths(artifact_dir, half: bool = False) -> dict[str, Path]:
+    """{graph name: ONNX path} of an artefact directory, the mixed-precision ones if `half`
+    (Missing if a graph is absent)."""
+    files = HALF_GRAPH_FILES if half else GRAPH_FILES
+    paths = {n: Path(artifact_dir) / f for n, f in files.items()}
     for path in paths.values():
         if not path.is_file():
             raise Missing(f"{artifact_dir} holds no {path.name}")
@@ -110,3 +115,12 @@ def profile_shapes(spec: EngineSpec, k: int) -> dict:
                            (s.batch, k, top // 16, top // 16)),
         },
     }
+
+
+def trt_profile_options(shapes: dict) -> dict:
+    """onnxruntime's TensorRT options trt_profile_{min,opt,max}_shapes for `shapes` ({input:
+    (min, opt, max)}, batch included), each "name:1x2x3,name2:...". Triton's onnxruntime
+    backend takes the same keys and values."""
+    return {f"trt_profile_{which}_shapes":
+            ",".join(f"{name}:{'x'.join(map(str, bounds[i]))}" for name, bounds in shapes.items())
+            for i, which in enumerate(("min", "opt", "max"))}

@@ -33,6 +33,8 @@ log = logging.getLogger("engines.onnx_convert")
 OPSET_MIN, OPSET_MAX, DEFAULT_OPSET = 17, 19, 17
 # Per-output parity tolerance: max|onnx - torch| <= atol + rtol * max|torch|.
 TOLERANCES = {"pixel_feats": (1e-4, 1e-4), "frames_out": (1e-5, 1e-3), "heat": (1e-6, 1e-3)}
+# float16 nets: onnxruntime and torch round differently inside them, so 1e-2 of the range.
+HALF_TOLERANCES = {"pixel_feats": (1e-2, 1e-2), "frames_out": (1e-4, 2e-2), "heat": (1e-5, 2e-2)}
 IO = {
     "vision": (("frames",), ("pixel_feats",),
                {"frames": {0: "batch", 1: "frames", 2: "height", 3: "width"},
@@ -54,16 +56,26 @@ class ParityError(ExportError):
     """The ONNX graph does not reproduce PyTorch within tolerance."""
 
 
-def build_graphs(model, spec):
-    """(VisionGraph, SeparateGraph) in eval mode on CPU float32 for `spec`."""
+def build_graphs(model, spec, half: bool = False):
+    """(VisionGraph, SeparateGraph) in eval mode on CPU for `spec`. half: the two nets in
+    float16 and the DSP around them (STFT, magnitudes, log, masks, inverse DFT, heatmap
+    energies) in float32, with explicit casts between: the mixed-precision graphs that
+    strongly typed TensorRT builds as they are (squared STFT magnitudes overflow float16)."""
     import copy
+
+    import torch
 
     from .graphs import SeparateGraph, VisionGraph
 
     model = copy.deepcopy(model).float().eval().cpu()
-    return (VisionGraph(model).eval(),
-            SeparateGraph(model, spec.context_frames, spec.hop_frames, spec.lookahead,
-                          spec.mirror).eval())
+    if half:
+        model = model.half()
+    vision = VisionGraph(model).eval()
+    separate = SeparateGraph(model, spec.context_frames, spec.hop_frames, spec.lookahead,
+                             spec.mirror).eval()
+    if half:
+        vision.net_dtype = separate.net_dtype = torch.float16
+    return vision, separate
 
 
 def example_inputs(name: str, k: int, spec, batch: int = 2, pixels: int = 3, seed: int = 0,
@@ -178,11 +190,13 @@ def ort_session(model_bytes: bytes, providers=("CPUExecutionProvider",), threads
     opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    # enable_fallback=0: onnxruntime's own retry after a provider error would drop every
+    # provider option (device_id among them); engines.onnx_engine retries with them kept.
     return ort.InferenceSession(model_bytes, sess_options=opts, providers=list(providers),
-                                provider_options=provider_options)
+                                provider_options=provider_options, enable_fallback=0)
 
 
-def parity(proto, module, input_sets) -> dict:
+def parity(proto, module, input_sets, tolerances: dict | None = None) -> dict:
     """Run `proto` in onnxruntime CPU and `module` in torch on each input tuple.
 
     Returns {output: max abs error}; raises ParityError past TOLERANCES.
@@ -204,7 +218,7 @@ def parity(proto, module, input_sets) -> dict:
             if g.shape != r.shape:
                 raise ParityError(f"{name}: shape {g.shape} != torch {r.shape}")
             err = float(np.max(np.abs(g - r)))
-            atol, rtol = TOLERANCES.get(name, (1e-4, 1e-3))
+            atol, rtol = (tolerances or TOLERANCES).get(name, (1e-4, 1e-3))
             limit = atol + rtol * float(np.max(np.abs(r)))
             if not np.isfinite(err) or err > limit:
                 raise ParityError(f"{name}: max error {err:.3g} > tolerance {limit:.3g} "
@@ -225,16 +239,19 @@ def parity_inputs(name: str, k: int, spec) -> list:
 
 
 def export_protos(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "auto",
-                  check_parity: bool = True, say=log.info) -> tuple[dict, dict]:
-    """Export both graphs in memory -> ({name: ModelProto}, {output: max parity error})."""
-    vision, separate = build_graphs(model, spec)
+                  check_parity: bool = True, say=log.info, half: bool = False) -> tuple[dict, dict]:
+    """Export both graphs in memory -> ({name: ModelProto}, {output: max parity error}).
+    half: the mixed-precision graphs (`build_graphs`), checked against torch running the
+    same float16 nets."""
+    vision, separate = build_graphs(model, spec, half)
     protos, errors = {}, {}
     k = model.config.k
     for name, module in (("vision", vision), ("separate", separate)):
-        say(f"exporting {name} graph (opset {opset})")
+        say(f"exporting {name} graph (opset {opset}{', float16 nets' if half else ''})")
         protos[name] = export_graph(module, example_inputs(name, k, spec), name, opset, exporter)
         if check_parity:
-            errors.update(parity(protos[name], module, parity_inputs(name, k, spec)))
+            errors.update(parity(protos[name], module, parity_inputs(name, k, spec),
+                                 HALF_TOLERANCES if half else TOLERANCES))
             say(f"{name} parity vs torch: " +
                 ", ".join(f"{o} max error {e:.2e}" for o, e in errors.items()
                           if o in IO[name][1]))
@@ -246,13 +263,13 @@ def export_protos(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "auto
 GRAPH_REVISION = 4  # 4: dynamic picture size
 
 
-def model_fingerprint(model, spec, opset: int) -> str:
-    """Stable hash of weights, config, graph shapes and toolchain (for the ONNX cache)."""
+def model_fingerprint(model, spec, opset: int, half: bool = False) -> str:
+    """Stable hash of weights, config, graph shapes, precision and toolchain (ONNX cache)."""
     import torch
 
     digest = hashlib.sha256()
     digest.update(json.dumps([model.config.to_dict(), spec.to_dict(), opset,
-                              torch.__version__, GRAPH_REVISION]).encode())
+                              torch.__version__, GRAPH_REVISION, half]).encode())
     for key, value in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
@@ -260,16 +277,17 @@ def model_fingerprint(model, spec, opset: int) -> str:
 
 
 def cached_onnx(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "auto",
-                cache_dir=None) -> dict:
-    """{name: ONNX bytes} for `model`, exported once and kept in a cache directory
-    ($PIXELPLAYER_CACHE or ~/.cache/pixelplayer/onnx; None disables the cache)."""
+                cache_dir=None, half: bool = False) -> dict:
+    """{name: ONNX bytes} for `model` (half: the mixed-precision graphs), exported once and
+    kept in a cache directory ($PIXELPLAYER_CACHE or ~/.cache/pixelplayer/onnx; None
+    disables the cache)."""
     if cache_dir is None:
         cache_dir = os.environ.get("PIXELPLAYER_CACHE",
                                    Path.home() / ".cache" / "pixelplayer" / "onnx")
-    folder = Path(cache_dir) / model_fingerprint(model, spec, opset) if cache_dir else None
+    folder = Path(cache_dir) / model_fingerprint(model, spec, opset, half) if cache_dir else None
     if folder is not None and all((folder / f).is_file() for f in GRAPH_FILES.values()):
         return {n: (folder / f).read_bytes() for n, f in GRAPH_FILES.items()}
-    protos, _ = export_protos(model, spec, opset, exporter, check_parity=True)
+    protos, _ = export_protos(model, spec, opset, exporter, check_parity=True, half=half)
     blobs = {n: p.SerializeToString() for n, p in protos.items()}
     if folder is not None:
         try:

@@ -8,6 +8,7 @@ directory, options). Errors are one line on stderr.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from pixelplayer.cli_args import OneLineParser
@@ -31,7 +32,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="onnx, tensorrt (plans for this GPU), triton (model repository), all")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--fp16", action="store_true",
-                   help="half precision for TensorRT / Triton where the GPU supports it")
+                   help="also export mixed-precision graphs (float16 nets, float32 DSP) and "
+                        "build the TensorRT plans / Triton models from them")
     live = EngineSpec()  # the streaming contract's defaults: realtime-sep's too
     p.add_argument("--max-pixels", type=int, default=live.max_pixels,
                    help=f"most selected pixels per stream (default {live.max_pixels})")
@@ -44,6 +46,13 @@ def get_parser() -> argparse.ArgumentParser:
                    help=f"STFT frames produced per call (default {live.hop_frames}, as realtime-sep)")
     p.add_argument("--lookahead", type=int, default=live.lookahead,
                    help=f"look-ahead frames (default {live.lookahead}, as realtime-sep)")
+    p.add_argument("--triton-trt", metavar="VERSION",
+                   help="TensorRT version of the Triton release the repository is for (NVIDIA's "
+                        "frameworks support matrix lists it): plans built with another version "
+                        "are left out and the repository serves the ONNX graphs instead")
+    p.add_argument("--triton-trt-cache", metavar="PATH", default=None,
+                   help="folder on the Triton server where its onnxruntime backend keeps the "
+                        "TensorRT engines it builds (default /tmp/pixelplayer-trt-cache)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17..19")
     p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
                    help="torch.onnx exporter (auto: dynamo, then TorchScript)")
@@ -61,6 +70,11 @@ def _prepare(args):
 
     if not OPSET_MIN <= args.opset <= OPSET_MAX:
         raise BadInput(f"--opset must be {OPSET_MIN}..{OPSET_MAX} (got {args.opset})")
+    if (args.triton_trt or args.triton_trt_cache) and args.format not in ("triton", "all"):
+        raise BadInput("--triton-trt/--triton-trt-cache describe a Triton repository: "
+                       "use them with --format triton or all")
+    if args.triton_trt and not re.fullmatch(r"\d+\.\d+(\.\d+){0,2}", args.triton_trt):
+        raise BadInput(f"--triton-trt wants a TensorRT version such as 10.13.3 (got {args.triton_trt!r})")
     try:
         spec = EngineSpec(context_frames=args.context, hop_frames=args.hop_frames,
                           lookahead=args.lookahead, max_pixels=args.max_pixels,
@@ -93,7 +107,7 @@ def _export_onnx(model, spec, args, step) -> None:
 
     step("exporting ONNX graphs + onnx.checker + parity run (onnxruntime CPU vs torch)")
     paths = onnx_export.export_onnx(model, spec, args.out, args.opset, args.exporter,
-                                    say=lambda m: print(f"      {m}", flush=True))
+                                    say=lambda m: print(f"      {m}", flush=True), half=args.fp16)
     for name in ("vision", "separate"):
         bad = trt_ops.unsupported_ops(paths[name])
         note = "all ops TensorRT-parseable" if not bad else f"NOT TensorRT-parseable: {bad}"
@@ -125,11 +139,24 @@ def run(args) -> int:
                 raise
             print(f"      skipped TensorRT: {exc}", flush=True)
     if want_triton:
+        from engines.artifacts import read_trt_metadata
         from export import triton
 
         step("writing Triton model repository")
-        configs = triton.write_repository(args.out / "triton", args.out, spec, model.config.k,
-                                          use_plans=have_plans, fp16=args.fp16)
+        use_plans = have_plans
+        if have_plans and args.triton_trt:
+            reason = triton.check_plan_target(args.out, args.triton_trt)
+            if reason:
+                print(f"      plans left out of the repository: {reason}; it serves the "
+                      "ONNX graphs", flush=True)
+                use_plans = False
+        elif have_plans:
+            built = read_trt_metadata(args.out).get("tensorrt_version")
+            print(f"      the plans load only on a Triton release with TensorRT {built} "
+                  "(check with --triton-trt VERSION)", flush=True)
+        configs = triton.write_repository(
+            args.out / "triton", args.out, spec, model.config.k, use_plans=use_plans,
+            half=args.fp16, trt_cache=args.triton_trt_cache or triton.DEFAULT_TRT_CACHE)
         for config in configs:
             print(f"      {config}")
     print(f"done: {args.out}")
@@ -170,7 +197,8 @@ def _remove_if_created(out: Path, created: bool) -> None:
     if created:
         shutil.rmtree(out, ignore_errors=True)
         return
-    for name in (*artifacts.GRAPH_FILES.values(), artifacts.CHECKPOINT, artifacts.MANIFEST):
+    for name in (*artifacts.GRAPH_FILES.values(), *artifacts.HALF_GRAPH_FILES.values(),
+                 artifacts.CHECKPOINT, artifacts.MANIFEST):
         (out / name).unlink(missing_ok=True)
 
 

@@ -16,10 +16,12 @@ log = logging.getLogger("export.onnx")
 
 
 def export_onnx(model, spec, out_dir, opset: int = DEFAULT_OPSET, exporter: str = "auto",
-                say=log.info) -> dict:
-    """Export, check, parity-test and write both graphs + manifest + checkpoint to `out_dir`.
+                say=log.info, half: bool = False) -> dict:
+    """Export, check, parity-test and write both graphs + manifest + checkpoint to `out_dir`;
+    with `half` also the mixed-precision graphs (float16 nets, float32 DSP) for GPUs.
 
-    Returns {name: Path} for the graphs, "checkpoint" and "manifest".
+    Returns {name: Path} for the graphs ("vision", "separate", and "vision.fp16",
+    "separate.fp16" with half), "checkpoint" and "manifest".
     """
     import onnx
     import torch
@@ -27,15 +29,21 @@ def export_onnx(model, spec, out_dir, opset: int = DEFAULT_OPSET, exporter: str 
     from pixelplayer import checkpoint
 
     protos, errors = export_protos(model, spec, opset, exporter, True, say)
+    sets = [(protos, artifacts.GRAPH_FILES, "")]
+    half_errors = {}
+    if half:
+        half_protos, half_errors = export_protos(model, spec, opset, exporter, True, say, half=True)
+        sets.append((half_protos, artifacts.HALF_GRAPH_FILES, ".fp16"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, proto in protos.items():
-        paths[name] = out / artifacts.GRAPH_FILES[name]
-        onnx.save_model(proto, str(paths[name]), save_as_external_data=False)
+    for graphs, files, tag in sets:
+        for name, proto in graphs.items():
+            paths[name + tag] = out / files[name]
+            onnx.save_model(proto, str(paths[name + tag]), save_as_external_data=False)
     paths["checkpoint"] = checkpoint.save(model, out / artifacts.CHECKPOINT)
     paths["manifest"] = artifacts.write_manifest(
         out, spec, model.config.to_dict(), opset=opset, exporter=protos["separate"].producer_name,
-        parity_max_error=errors, torch=torch.__version__, onnx=onnx.__version__,
-        files={n: p.name for n, p in paths.items()})
+        parity_max_error=errors, half_graphs=half, half_parity_max_error=half_errors,
+        torch=torch.__version__, onnx=onnx.__version__, files={n: p.name for n, p in paths.items()})
     return paths

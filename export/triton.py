@@ -3,19 +3,32 @@
     <repo>/pixelplayer_vision/config.pbtxt     <repo>/pixelplayer_vision/1/model.onnx|plan
     <repo>/pixelplayer_separate/config.pbtxt   <repo>/pixelplayer_separate/1/model.onnx|plan
 
-Both models use dynamic batching over the leading (stream) axis; `max_batch_size` is
-`--max-batch`. Triton batches only requests whose other dims agree, so streams with the same
+Both models use dynamic batching over the leading (stream) axis; `max_batch_size` is the
+spec's batch. Triton batches only requests whose other dims agree, so streams with the same
 number of selected pixels are merged.
+
+ONNX models run on the onnxruntime backend with its TensorRT accelerator, configured as that
+backend's README documents: optimisation profiles covering the spec's shapes (without them
+TensorRT rebuilds an engine for early requests of each new shape), the engine and timing
+caches on, and precision FP32. With fp16 the repository ships the mixed-precision graphs
+(float16 nets, float32 DSP), whose casts TensorRT follows; FP16 mode would instead let it
+lower the DSP too, where squared STFT magnitudes overflow. Plans (tensorrt_plan) only load
+on a Triton release built with the TensorRT version that made them: `check_plan_target`.
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from engines.artifacts import GRAPH_FILES, PLAN_FILES
+from engines.artifacts import (GRAPH_FILES, HALF_GRAPH_FILES, PLAN_FILES, profile_shapes,
+                               read_trt_metadata, trt_profile_options)
 
 MODEL_NAMES = {"vision": "pixelplayer_vision", "separate": "pixelplayer_separate"}
 PLATFORMS = {"onnx": "onnxruntime_onnx", "plan": "tensorrt_plan"}
+# Where the server keeps the TensorRT engines its onnxruntime backend builds (a path on the
+# server, one folder per model); export-engine --triton-trt-cache changes it.
+DEFAULT_TRT_CACHE = "/tmp/pixelplayer-trt-cache"
+WORKSPACE_BYTES = 2 << 30
 
 
 def graph_io(graph: str, spec, k: int) -> tuple[list, list]:
@@ -38,8 +51,23 @@ def _tensors(kind: str, entries: list) -> str:
     return f"{kind} [\n" + ",\n".join(rows) + "\n]\n"
 
 
-def config_pbtxt(graph: str, spec, k: int, fmt: str = "onnx", fp16: bool = False,
-                 queue_delay_us: int = 500) -> str:
+def tensorrt_accelerator(graph: str, spec, k: int, cache_dir: str) -> dict:
+    """The onnxruntime backend's TensorRT accelerator parameters for `graph`."""
+    shapes = profile_shapes(spec, k)[graph]
+    cache = f"{cache_dir.rstrip('/')}/{MODEL_NAMES[graph]}"
+    return {
+        "precision_mode": "FP32",
+        "max_workspace_size_bytes": str(WORKSPACE_BYTES),
+        "trt_engine_cache_enable": "1",
+        "trt_engine_cache_path": cache,
+        "trt_timing_cache_enable": "1",
+        "trt_timing_cache_path": cache,
+        **trt_profile_options(shapes),
+    }
+
+
+def config_pbtxt(graph: str, spec, k: int, fmt: str = "onnx", queue_delay_us: int = 500,
+                 trt_cache: str = DEFAULT_TRT_CACHE) -> str:
     """config.pbtxt text for one graph. fmt: "onnx" or "plan"."""
     inputs, outputs = graph_io(graph, spec, k)
     text = (f'name: "{MODEL_NAMES[graph]}"\n'
@@ -52,38 +80,50 @@ def config_pbtxt(graph: str, spec, k: int, fmt: str = "onnx", fp16: bool = False
             "}\n"
             "instance_group [\n  {\n    count: 1\n    kind: KIND_GPU\n  }\n]\n")
     if fmt == "onnx":
-        precision = "FP16" if fp16 else "FP32"
+        params = "".join(f'        parameters {{ key: "{key}" value: "{value}" }}\n'
+                         for key, value in tensorrt_accelerator(graph, spec, k, trt_cache).items())
         text += ("optimization {\n  execution_accelerators {\n"
                  "    gpu_execution_accelerator: [\n      {\n"
-                 '        name: "tensorrt"\n'
-                 f'        parameters {{ key: "precision_mode" value: "{precision}" }}\n'
-                 '        parameters { key: "max_workspace_size_bytes" value: "2147483648" }\n'
+                 '        name: "tensorrt"\n' + params +
                  "      }\n    ]\n  }\n}\n")
     return text
 
 
+def _release(version: str) -> tuple:
+    return tuple(version.split(".")[:3])
+
+
+def check_plan_target(artifact_dir, triton_trt: str) -> str | None:
+    """None when the plans in `artifact_dir` suit a Triton release built with TensorRT
+    `triton_trt`, else the reason they do not (plans need the very version that built them)."""
+    built = str(read_trt_metadata(Path(artifact_dir)).get("tensorrt_version", "?"))
+    if _release(built) != _release(triton_trt):
+        return f"the plans were built with TensorRT {built}, the Triton release has {triton_trt}"
+    return None
+
+
 def write_repository(repo_dir, artifact_dir, spec, k: int, use_plans: bool = False,
-                     fp16: bool = False) -> list[Path]:
+                     half: bool = False, trt_cache: str = DEFAULT_TRT_CACHE) -> list[Path]:
     """Copy the graphs of `artifact_dir` into a Triton repository at `repo_dir`.
 
-    use_plans: ship `vision.plan` / `separate.plan` (tensorrt_plan) instead of the ONNX files.
-    Returns the config.pbtxt paths.
+    use_plans: ship `vision.plan` / `separate.plan` (tensorrt_plan) instead of ONNX graphs.
+    half: ship the mixed-precision ONNX graphs (`*.fp16.onnx`). Returns the config.pbtxt paths.
     """
     repo_dir, artifact_dir = Path(repo_dir), Path(artifact_dir)
     fmt = "plan" if use_plans else "onnx"
+    files = PLAN_FILES if use_plans else HALF_GRAPH_FILES if half else GRAPH_FILES
+    missing = [artifact_dir / f for f in files.values() if not (artifact_dir / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]} is missing; export it first")
     written = []
-    files = PLAN_FILES if use_plans else GRAPH_FILES
     for graph, model_name in MODEL_NAMES.items():
-        src = artifact_dir / files[graph]
-        if not src.is_file():
-            raise FileNotFoundError(f"{src} is missing; export it first")
         version_dir = repo_dir / model_name / "1"
         version_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, version_dir / f"model.{fmt}")
+        shutil.copyfile(artifact_dir / files[graph], version_dir / f"model.{fmt}")
         other = version_dir / f"model.{'onnx' if use_plans else 'plan'}"
         if other.exists():
             other.unlink()  # one model file per version, or Triton refuses the directory
         config = repo_dir / model_name / "config.pbtxt"
-        config.write_text(config_pbtxt(graph, spec, k, fmt, fp16))
+        config.write_text(config_pbtxt(graph, spec, k, fmt, trt_cache=trt_cache))
         written.append(config)
     return written

@@ -8,17 +8,19 @@ from __future__ import annotations
 from pathlib import Path
 
 # Operators marked supported ("Y") for the default ONNX domain in onnx-tensorrt's
-# docs/operators.md for the TensorRT 10.x parser (opsets 9-22). Ops listed there as "N"
-# (e.g. DFT, STFT, MelWeightMatrix, sequence ops, Bernoulli, ConvInteger, MatMulInteger,
-# Multinomial, Unique, StringNormalizer, TfIdfVectorizer) are deliberately absent.
+# docs/operators.md (TensorRT 10.x and 11.x parsers). Ops listed there as "N" are deliberately
+# absent: among them AffineGrid, the Bitwise* ops, the window ops (Blackman/Hamming/HannWindow),
+# CenterCropPad, Compress, DynamicQuantizeLinear, DFT, STFT, MelWeightMatrix, sequence ops,
+# Bernoulli, ConvInteger, MatMulInteger, Multinomial, Unique, StringNormalizer, TfIdfVectorizer.
+TRT_OPSETS = range(9, 21)  # the parser documents opsets 9-20 of the default domain
 TRT_SUPPORTED_ONNX_OPS = frozenset("""
-Abs Acos Acosh Add AffineGrid And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool
-BatchNormalization BitwiseAnd BitwiseNot BitwiseOr BitwiseXor BlackmanWindow Cast CastLike
-Ceil Celu CenterCropPad Clip Compress Concat Constant ConstantOfShape Conv ConvTranspose Cos
-Cosh CumSum DeformConv DepthToSpace DequantizeLinear Div Dropout DynamicQuantizeLinear Einsum
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool
+BatchNormalization Cast CastLike
+Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos
+Cosh CumSum DeformConv DepthToSpace DequantizeLinear Div Dropout Einsum
 Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather GatherElements GatherND Gelu Gemm
 GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample
-GroupNormalization HammingWindow HannWindow HardSigmoid HardSwish Hardmax Identity If
+GroupNormalization HardSigmoid HardSwish Hardmax Identity If
 ImageScaler InstanceNormalization IsInf IsNaN LRN LSTM LayerNormalization LeakyRelu Less
 LessOrEqual Log LogSoftmax Loop LpNormalization LpPool MatMul Max MaxPool Mean
 MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or PRelu
@@ -69,8 +71,22 @@ def unsupported_ops(model) -> list[str]:
     return sorted(op for op in op_types(model) if op not in TRT_SUPPORTED_ONNX_OPS)
 
 
+def default_opset(model) -> int | None:
+    """The default-domain opset `model` (an onnx.ModelProto or a path) imports."""
+    import onnx
+
+    if isinstance(model, (str, Path)):
+        model = onnx.load(str(model), load_external_data=False)
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    return versions[0] if versions else None
+
+
 def check_tensorrt_ops(model, name: str = "graph") -> None:
-    """Raise ValueError listing the offending op types, if any."""
+    """Raise ValueError naming the offending op types or opset, if any."""
     bad = unsupported_ops(model)
     if bad:
         raise ValueError(f"{name}: ops not supported by TensorRT's ONNX parser: {', '.join(bad)}")
+    opset = default_opset(model)
+    if opset is not None and opset not in TRT_OPSETS:
+        raise ValueError(f"{name}: opset {opset} is outside the {TRT_OPSETS.start}-"
+                         f"{TRT_OPSETS.stop - 1} that TensorRT's ONNX parser documents")

@@ -25,6 +25,9 @@ from .model import PixelPlayer
 log = logging.getLogger("pixelplayer.train")
 
 
+NETS = {"frame": "net_frame", "sound": "net_sound", "synth": "net_synth"}
+
+
 @dataclass
 class TrainConfig:
     out_dir: Path
@@ -50,7 +53,15 @@ class TrainConfig:
     streaming: StreamingLoss | None = None  # extra loss on the masks a live separator keeps
     init: str | None = None  # start from these weights ("default" or a checkpoint path)
     objective: str = "mix"  # "mix": mix-and-separate; "style": style distillation (frame net)
+    freeze: tuple[str, ...] = ()  # nets kept as they are ("frame", "sound", "synth"): eval mode
     progress: bool = True
+
+    def __post_init__(self):
+        unknown = set(self.freeze) - set(NETS)
+        if unknown:
+            raise ValueError(f"cannot freeze {', '.join(sorted(unknown))}: the nets are {', '.join(NETS)}")
+        if set(self.freeze) == set(NETS):
+            raise ValueError("--freeze: every net frozen leaves nothing to train")
 
 
 @dataclass
@@ -99,13 +110,21 @@ def check_cpu_bf16() -> None:
         raise ValueError("--cpu-bf16: this CPU has no native bf16 (AVX512-BF16 or AMX)")
 
 
+def freeze_nets(model: PixelPlayer, names) -> None:
+    """Keep these nets as they are: no gradients (so no backward through them) and eval-mode
+    batch norm (their running statistics stay the trained ones)."""
+    for name in names:
+        net = getattr(model, NETS[name])
+        net.requires_grad_(False)
+        net.eval()
+
+
 def make_optimizer(model: PixelPlayer, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Per-net learning rates, as in the reference (frame / sound / synthesizer)."""
-    groups = [
-        {"params": model.net_frame.parameters(), "lr": cfg.lr_frame},
-        {"params": model.net_sound.parameters(), "lr": cfg.lr_sound},
-        {"params": model.net_synth.parameters(), "lr": cfg.lr_synth},
-    ]
+    """Per-net learning rates, as in the reference (frame / sound / synthesizer); frozen
+    nets get none."""
+    rates = {"frame": cfg.lr_frame, "sound": cfg.lr_sound, "synth": cfg.lr_synth}
+    groups = [{"params": getattr(model, NETS[n]).parameters(), "lr": lr}
+              for n, lr in rates.items() if n not in cfg.freeze]
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
@@ -208,6 +227,7 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
     history = []
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
+        freeze_nets(net, cfg.freeze)
         stats = _train_epoch(objective, keys, optim, loader, cfg, device, epoch, info, deadline)
         step += stats["steps"]
         record = {"epoch": epoch + 1, "step": step, **stats}

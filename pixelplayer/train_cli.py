@@ -61,6 +61,9 @@ def get_parser() -> argparse.ArgumentParser:
                      help="binary mask + weighted BCE (paper default) or ratio mask + L1")
     for net in ("frame", "sound", "synth"):
         opt.add_argument(f"--lr-{net}", type=float, default=1e-3, help=f"learning rate of the {net} net")
+    opt.add_argument("--freeze", default="", metavar="NETS",
+                     help="comma-separated nets trained no further (frame, sound, synth): "
+                          "e.g. sound,synth adapts the frame net alone, at a fraction of the cost")
     opt.add_argument("--workers", type=int, default=2, help="data loader processes")
     opt.add_argument("--device", default="auto", help="auto, cpu or cuda")
     opt.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
@@ -205,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             val_mixtures=args.val_mixtures,
             seed=args.seed, resume=args.resume, max_minutes=args.max_minutes,
             streaming=streaming_loss(args, config), init=args.init,
-            objective="style" if args.style_distill else "mix")
+            objective="style" if args.style_distill else "mix",
+            freeze=tuple(n for n in args.freeze.split(",") if n))
         if args.cpu_bf16:
             check_cpu_bf16()
         if args.init:  # read here too, so a bad file is one line before loaders start

@@ -48,6 +48,25 @@ def test_ratio_mask_trains_a_relu_model(tmp_path):
     assert pixelplayer.load(tmp_path / "final.safetensors").config.mask_activation == "relu"
 
 
+def test_frozen_nets_keep_weights_and_batch_norm_statistics(tmp_path):
+    first = train(_cfg(tmp_path / "a", steps_per_epoch=2), ToneMixDataset(8)).model
+    init = tmp_path / "a" / "final.safetensors"
+    after = train(_cfg(tmp_path / "b", steps_per_epoch=3, init=str(init), freeze=("sound", "synth")),
+                  ToneMixDataset(8)).model
+    for name in ("net_sound", "net_synth"):
+        before, now = getattr(first, name).state_dict(), getattr(after, name).state_dict()
+        assert all(torch.equal(before[k], now[k]) for k in before), name
+    frame_before, frame_now = first.net_frame.state_dict(), after.net_frame.state_dict()
+    assert any(not torch.equal(frame_before[k], frame_now[k]) for k in frame_before)
+
+
+@pytest.mark.parametrize("freeze, words", [(("voice",), "cannot freeze voice"),
+                                           (("frame", "sound", "synth"), "nothing to train")])
+def test_freeze_refuses_unknown_or_all_nets(tmp_path, freeze, words):
+    with pytest.raises(ValueError, match=words):
+        _cfg(tmp_path, freeze=freeze)
+
+
 DDP_SCRIPT = r"""
 import os, sys, torch
 sys.path.insert(0, {testdir!r})

@@ -123,6 +123,7 @@ def _fake_tensorrt_gpu(monkeypatch, version="10.0.0", capability=(8, 6)):
     """A machine that claims CUDA + TensorRT but cannot really run either."""
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
 

@@ -92,7 +92,7 @@ def test_build_and_run_plans(tmp_path, fp16):
     torch.manual_seed(0)
     model = PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8)).eval()
     spec = EngineSpec(hop_frames=8, max_pixels=4, batch=2, fp16=fp16)
-    export_onnx(model, spec, tmp_path, exporter="legacy")
+    export_onnx(model, spec, tmp_path, exporter="legacy", half=fp16)
     build_all(tmp_path, tmp_path, spec, 8, fp16=fp16)
     trt_engine = TensorRTEngine(tmp_path, spec)
     ref = TorchEngine(model, EngineSpec(hop_frames=8, fp16=False), "cpu")
@@ -104,3 +104,17 @@ def test_build_and_run_plans(tmp_path, fp16):
                                       ref.separate(audio, feats, cells))
     assert np.max(np.abs(fo - fo_ref)) <= tol * np.max(np.abs(fo_ref)) + 1e-4
     assert np.max(np.abs(heat - heat_ref)) <= tol * np.max(np.abs(heat_ref))
+
+
+def test_misaligned_or_strided_inputs_are_copied_aligned():
+    from engines.tensorrt_engine import ALIGNMENT, aligned
+
+    block = torch.zeros(4096)
+    if block.data_ptr() % ALIGNMENT == 0:
+        assert aligned(block) is block  # used in place
+    view = block[1:1025]  # 4 bytes past the block's start: never 256-byte aligned
+    copy = aligned(view)
+    assert copy is not view and copy.data_ptr() != view.data_ptr()
+    assert torch.equal(copy, view) and copy.is_contiguous()
+    strided = block.view(64, 64).t()
+    assert aligned(strided).is_contiguous() and torch.equal(aligned(strided), strided)

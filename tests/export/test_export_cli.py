@@ -43,6 +43,8 @@ def test_unwritable_out(ckpt, tmp_path, capsys):
     (["--context", "100"], "multiple of 128"),
     (["--hop-frames", "100", "--lookahead", "40"], "bad shape options"),
     (["--format", "tflite"], "invalid choice"),
+    (["--triton-trt", "10.13"], "use them with --format triton or all"),
+    (["--format", "triton", "--triton-trt", "ten"], "wants a TensorRT version"),
 ])
 def test_bad_options(ckpt, tmp_path, capsys, args, match):
     rc = cli.main(["--model", str(ckpt), "--out", str(tmp_path / "o"), *args])
@@ -70,6 +72,21 @@ def test_full_export_all(ckpt, tmp_path, capsys):
     for name in ("vision.onnx", "separate.onnx"):
         check_tensorrt_ops(out / name, name)
     assert artifacts.read_manifest(out)["opset"] == 18
+
+
+def test_fp16_export_feeds_the_triton_repository_its_mixed_graphs(ckpt, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = cli.main(["--model", str(ckpt), "--format", "triton", "--out", str(out), "--fp16",
+                   "--max-pixels", "2", "--max-batch", "2", "--triton-trt-cache", "/srv/trt"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    for name in ("vision", "separate"):
+        check_tensorrt_ops(out / f"{name}.fp16.onnx", name)
+        shipped = out / f"triton/pixelplayer_{name}/1/model.onnx"
+        assert shipped.read_bytes() == (out / f"{name}.fp16.onnx").read_bytes()
+    config = (out / "triton/pixelplayer_separate/config.pbtxt").read_text()
+    assert '"/srv/trt/pixelplayer_separate"' in config and '"FP32"' in config
+    assert artifacts.read_manifest(out)["spec"]["fp16"] is True
 
 
 def test_parity_failure_deletes_graphs(ckpt, tmp_path, capsys, monkeypatch):

@@ -1,74 +1,133 @@
-"""Triton model repository layout and config.pbtxt content."""
+"""Triton model repository: layout, and config.pbtxt parsed with Triton's own ModelConfig
+proto (tritonclient), so a field Triton does not know fails here, not on the server."""
 
-import re
+import json
 
 import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
 
+from engines.artifacts import profile_shapes
 from engines.base import EngineSpec
-from export.triton import config_pbtxt, write_repository
+from engines.artifacts import trt_profile_options
+from export.triton import check_plan_target, config_pbtxt, write_repository
 
 SPEC = EngineSpec(hop_frames=8, max_pixels=4, batch=6)
+K = 16
 
 
-def _fake_artifact(tmp_path, plans=False):
+def _fake_artifact(tmp_path, plans=False, half=False, trt="10.13.3"):
     art = tmp_path / "art"
     art.mkdir()
     for name in ("vision", "separate"):
         (art / f"{name}.onnx").write_bytes(b"onnx-" + name.encode())
+        if half:
+            (art / f"{name}.fp16.onnx").write_bytes(b"half-" + name.encode())
         if plans:
             (art / f"{name}.plan").write_bytes(b"plan-" + name.encode())
+    if plans:
+        (art / "tensorrt.json").write_text(json.dumps({
+            "tensorrt_version": trt, "compute_capability": [9, 0],
+            "plans": {n: {"file": f"{n}.plan"} for n in ("vision", "separate")}}))
     return art
 
 
-def _blocks(text, kind):
-    section = text.split(f"{kind} [", 1)[1].split("\n]", 1)[0]
-    return re.findall(r'name: "(\w+)"\s+data_type: (\w+)\s+dims: \[ ([^\]]*) \]', section)
+def _parse(text) -> model_config_pb2.ModelConfig:
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+def _tensors(entries):
+    return [(t.name, model_config_pb2.DataType.Name(t.data_type), list(t.dims)) for t in entries]
+
+
+def _trt_params(config) -> dict:
+    (accel,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert accel.name == "tensorrt"
+    return dict(accel.parameters)
 
 
 def test_repository_layout_onnx(tmp_path):
     art = _fake_artifact(tmp_path)
-    configs = write_repository(tmp_path / "repo", art, SPEC, k=16)
+    configs = write_repository(tmp_path / "repo", art, SPEC, k=K)
     repo = tmp_path / "repo"
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()) == [
         "pixelplayer_separate/1/model.onnx", "pixelplayer_separate/config.pbtxt",
         "pixelplayer_vision/1/model.onnx", "pixelplayer_vision/config.pbtxt"]
     assert (repo / "pixelplayer_vision/1/model.onnx").read_bytes() == b"onnx-vision"
-    assert len(configs) == 2
+    assert [_parse(c.read_text()).name for c in configs] == ["pixelplayer_vision",
+                                                              "pixelplayer_separate"]
 
 
-def test_separate_config_content():
-    text = config_pbtxt("separate", SPEC, 16, "onnx", fp16=True)
-    assert 'name: "pixelplayer_separate"' in text
-    assert 'platform: "onnxruntime_onnx"' in text
-    assert "max_batch_size: 6" in text
-    assert re.search(r"dynamic_batching \{[^}]*max_queue_delay_microseconds: \d+", text)
-    assert _blocks(text, "input") == [("audio", "TYPE_FP32", str(SPEC.context_samples)),
-                                      ("pixel_feats", "TYPE_FP32", "-1, 16"),
-                                      ("cell_feats", "TYPE_FP32", "16, -1, -1")]
-    assert _blocks(text, "output") == [("frames_out", "TYPE_FP32", "-1, 8, 1022"),
-                                       ("heat", "TYPE_FP32", "-1")]
-    assert 'value: "FP16"' in text and "KIND_GPU" in text
-    assert text.count("{") == text.count("}")
+def test_half_repository_ships_the_mixed_precision_graphs(tmp_path):
+    art = _fake_artifact(tmp_path, half=True)
+    write_repository(tmp_path / "repo", art, SPEC, k=K, half=True)
+    assert (tmp_path / "repo/pixelplayer_separate/1/model.onnx").read_bytes() == b"half-separate"
+    config = _parse((tmp_path / "repo/pixelplayer_separate/config.pbtxt").read_text())
+    assert _trt_params(config)["precision_mode"] == "FP32"  # the graph's casts decide, not TRT
 
 
-def test_vision_config_content():
-    text = config_pbtxt("vision", SPEC, 16)
-    assert _blocks(text, "input") == [("frames", "TYPE_UINT8", "-1, -1, -1, 3")]
-    assert _blocks(text, "output") == [("pixel_feats", "TYPE_FP32", "16, -1, -1")]
-    assert "dynamic_batching" in text and 'value: "FP32"' in text
+def test_separate_config_parses_with_the_documented_fields():
+    config = _parse(config_pbtxt("separate", SPEC, K, "onnx"))
+    assert (config.name, config.platform, config.max_batch_size) == (
+        "pixelplayer_separate", "onnxruntime_onnx", 6)
+    assert _tensors(config.input) == [("audio", "TYPE_FP32", [SPEC.context_samples]),
+                                      ("pixel_feats", "TYPE_FP32", [-1, K]),
+                                      ("cell_feats", "TYPE_FP32", [K, -1, -1])]
+    assert _tensors(config.output) == [("frames_out", "TYPE_FP32", [-1, 8, 1022]),
+                                       ("heat", "TYPE_FP32", [-1])]
+    assert list(config.dynamic_batching.preferred_batch_size) == [6]
+    assert config.dynamic_batching.max_queue_delay_microseconds > 0
+    assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
+
+
+def test_tensorrt_accelerator_profiles_and_caches():
+    params = _trt_params(_parse(config_pbtxt("separate", SPEC, K, "onnx", trt_cache="/srv/c/")))
+    assert params["trt_engine_cache_enable"] == params["trt_timing_cache_enable"] == "1"
+    assert params["trt_engine_cache_path"] == "/srv/c/pixelplayer_separate"
+    shapes = profile_shapes(SPEC, K)["separate"]
+    for which, key in enumerate(("min", "opt", "max")):
+        text = params[f"trt_profile_{key}_shapes"]
+        parsed = {n: tuple(int(d) for d in dims.split("x"))
+                  for n, dims in (item.split(":") for item in text.split(","))}
+        assert parsed == {n: b[which] for n, b in shapes.items()}
+    assert {b[2][0] for b in shapes.values()} == {SPEC.batch}  # covers max_batch_size
+
+
+def test_profile_options_format():
+    got = trt_profile_options({"a": ((1, 2), (3, 4), (5, 6)), "b": ((1,), (2,), (3,))})
+    assert got == {"trt_profile_min_shapes": "a:1x2,b:1", "trt_profile_opt_shapes": "a:3x4,b:2",
+                   "trt_profile_max_shapes": "a:5x6,b:3"}
+
+
+def test_vision_config():
+    config = _parse(config_pbtxt("vision", SPEC, K))
+    assert _tensors(config.input) == [("frames", "TYPE_UINT8", [-1, -1, -1, 3])]
+    assert _tensors(config.output) == [("pixel_feats", "TYPE_FP32", [K, -1, -1])]
+    assert set(_trt_params(config)) >= {"trt_profile_min_shapes", "trt_engine_cache_path"}
 
 
 def test_repository_with_plans(tmp_path):
     art = _fake_artifact(tmp_path, plans=True)
     repo = tmp_path / "repo"
-    write_repository(repo, art, SPEC, k=16)  # first ONNX, then replaced by plans
-    write_repository(repo, art, SPEC, k=16, use_plans=True)
+    write_repository(repo, art, SPEC, k=K)  # first ONNX, then replaced by plans
+    write_repository(repo, art, SPEC, k=K, use_plans=True)
     version = repo / "pixelplayer_separate" / "1"
     assert sorted(p.name for p in version.iterdir()) == ["model.plan"]
-    text = (repo / "pixelplayer_separate" / "config.pbtxt").read_text()
-    assert 'platform: "tensorrt_plan"' in text and "execution_accelerators" not in text
+    config = _parse((repo / "pixelplayer_separate" / "config.pbtxt").read_text())
+    assert config.platform == "tensorrt_plan"
+    assert not config.optimization.execution_accelerators.gpu_execution_accelerator
+
+
+@pytest.mark.parametrize("target, ok", [("10.13.3", True), ("10.13.3.9", True),
+                                        ("10.13.2", False), ("11.1.0", False)])
+def test_plan_target_check(tmp_path, target, ok):
+    art = _fake_artifact(tmp_path, plans=True, trt="10.13.3.9")
+    reason = check_plan_target(art, target)
+    assert (reason is None) == ok
+    if not ok:
+        assert "built with TensorRT 10.13.3.9" in reason and target in reason
 
 
 def test_missing_graph(tmp_path):
     with pytest.raises(FileNotFoundError, match="export it first"):
-        write_repository(tmp_path / "repo", tmp_path, SPEC, k=16)
+        write_repository(tmp_path / "repo", tmp_path, SPEC, k=K)
