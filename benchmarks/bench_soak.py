@@ -55,6 +55,8 @@ def _sample(p, t0: float) -> dict:
     snap = p.snapshot()
     return {"t": time.monotonic() - t0, "underflows": snap["underflows"], "overflows": snap["overflows"],
             "dry_ms": 1000.0 * p.speaker.stats.underrun_samples / p.speaker.samplerate,
+            "trimmed_ms": 1000.0 * p.speaker.stats.trimmed_samples / p.speaker.samplerate,
+            "queued_ms": 1000.0 * p.speaker._ring.available / p.speaker.samplerate,
             "rss_mib": rss_mib(), "rtf": snap["rtf"], "late": snap["late"]}
 
 
@@ -112,17 +114,20 @@ def tables(samples: list[dict], lags: list[float], args, model: str) -> str:
              f"| mic overflows after warm-up | {end['overflows'] - warm['overflows']} |",
              f"| speaker ring dry after warm-up (ms) | {end['dry_ms'] - warm['dry_ms']:.0f} |",
              f"| late chunks after warm-up | {end['late'] - warm['late']} |",
+             f"| playback skipped to hold the latency after warm-up (ms) | "
+             f"{end['trimmed_ms'] - warm['trimmed_ms']:.0f} |",
              f"| mic-to-speaker first / last interval (ms) | {ok[0]:.0f} / {ok[-1]:.0f} |" if ok else
              "| mic-to-speaker | not measured |",
              f"| latency drift (ms; one hop = 23.2) | {drift:+.1f} |",
              f"| latency spread over the intervals (ms, min-max) | {min(ok):.0f}-{max(ok):.0f} |" if ok else "",
              f"| resident memory at warm-up / end (MiB) | {warm['rss_mib']:.0f} / {end['rss_mib']:.0f} |",
-             "", "| t (s) | underflows | ring dry (ms) | RSS (MiB) | RTF | mic-to-speaker (ms) |",
-             "|---:|---:|---:|---:|---:|---:|"]
+             "", "| t (s) | underflows | ring dry (ms) | skipped (ms) | speaker queue (ms) | RSS (MiB) "
+             "| RTF | mic-to-speaker (ms) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for i, s in enumerate(samples):
         lag = lags[i - 1] if 0 < i <= len(lags) else float("nan")
-        lines.append(f"| {s['t']:.0f} | {s['underflows']} | {s['dry_ms']:.0f} | {s['rss_mib']:.0f} | "
-                     f"{s['rtf']:.2f} | {lag:.0f} |")
+        lines.append(f"| {s['t']:.0f} | {s['underflows']} | {s['dry_ms']:.0f} | {s['trimmed_ms']:.0f} | "
+                     f"{s['queued_ms']:.0f} | {s['rss_mib']:.0f} | {s['rtf']:.2f} | {lag:.0f} |")
     return "\n".join(line for line in lines if line is not None)
 
 

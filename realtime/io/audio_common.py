@@ -24,6 +24,8 @@ class AudioStats:
         worker read too slowly / wrote too fast), counted at the rate of the
         buffer that overflowed (device rate for device streams).
     underrun_samples: silence inserted in playback because no audio was ready.
+    trimmed_samples: queued playback skipped to take back latency that device glitches
+        had added (device rate; `SpeakerStream`).
     samples: samples delivered by `read` / accepted by `write`, at 11025 Hz.
     """
 
@@ -31,6 +33,7 @@ class AudioStats:
     underflows: int = 0
     dropped_samples: int = 0
     underrun_samples: int = 0
+    trimmed_samples: int = 0
     samples: int = 0
 
 

@@ -259,7 +259,19 @@ class SpeakerStream(_DeviceStream):
     sample of silence inserted for lack of audio (including while
     re-buffering, and after the worker stops writing) counts in
     ``stats.underrun_samples``.
+
+    Latency is held: when the device stalls (a PortAudio underflow: the
+    callback ran late and the device played its own silence), the audio the
+    worker kept writing piles up in the ring and would be heard that much
+    later for the rest of the run. So the callback watches the ring's lowest
+    fill over each `TRIM_WINDOW_S`: windows without an underflow set the
+    margin the worker's rhythm needs (it grows by itself when the worker is
+    late and playback re-buffers); in the two windows after an underflow,
+    whatever the low point holds beyond that margin (the oldest samples) is
+    skipped, counted in ``stats.trimmed_samples``.
     """
+
+    TRIM_WINDOW_S = 1.0  # seconds over which the ring's low point is watched
 
     _kind = "output"
 
@@ -275,6 +287,35 @@ class SpeakerStream(_DeviceStream):
         self._primed = self._playing = False
         self._resample = _Resampler(MODEL_RATE, self.samplerate, self.quality)
         self._prefill = int(self.prefill_s * self.samplerate)
+        self._margin = None  # the low point of the last window without an underflow
+        self._window = int(self.TRIM_WINDOW_S * self.samplerate)
+        self._window_left = self._window
+        self._low = self._ring.capacity
+        self._flags_seen = self._flags
+        self._after_stall = 0  # windows left in which a stall's backlog is skipped
+        self._trimmed = 0
+
+    def _hold_latency(self, frames: int) -> None:
+        """Callback side: note the ring's low point; at the end of a window learn the
+        margin, or skip what a device stall added to it (no allocation, plain counters)."""
+        if not self._playing:
+            self._window_left, self._low = self._window, self._ring.capacity
+            return
+        fill = self._ring.available
+        if fill < self._low:
+            self._low = fill
+        self._window_left -= frames
+        if self._window_left > 0:
+            return
+        if self._flags != self._flags_seen:
+            self._flags_seen, self._after_stall = self._flags, 2
+        if self._after_stall:
+            self._after_stall -= 1
+            if self._margin is not None and self._low > self._margin:
+                self._trimmed += self._ring.discard(self._low - self._margin)
+        else:
+            self._margin = self._low
+        self._window_left, self._low = self._window, self._ring.capacity
 
     def _callback(self, outdata, frames, time_info, status) -> None:
         # PortAudio thread: copy from the ring (or zeros), nothing else.
@@ -283,6 +324,7 @@ class SpeakerStream(_DeviceStream):
         ring, scratch = self._ring, self._scratch
         if not self._playing and ring.available >= max(self._prefill, 1):
             self._playing = self._primed = True
+        self._hold_latency(frames)
         done = 0
         while done < frames:
             n = min(frames - done, scratch.shape[0])
@@ -336,5 +378,6 @@ class SpeakerStream(_DeviceStream):
             underflows=self._flags,
             dropped_samples=ring.overrun_samples if ring is not None else 0,
             underrun_samples=ring.underrun_samples if ring is not None else 0,
+            trimmed_samples=getattr(self, "_trimmed", 0),
             samples=self._samples,
         )

@@ -164,6 +164,12 @@ class RingBuffer:
         self.underrun_samples += n
         self.underrun_events += 1
 
+    def discard(self, n: int) -> int:
+        """Drop the oldest `n` readable samples (consumer side only); returns how many went."""
+        n = max(0, min(int(n), self._write_pos - self._read_pos))
+        self._read_pos += n
+        return n
+
     def clear(self) -> None:
         """Discard all readable samples (consumer side only)."""
         self._read_pos = self._write_pos

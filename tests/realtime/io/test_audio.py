@@ -105,6 +105,53 @@ def test_speaker_callback_fills_channels_without_allocating():
     assert spk.stats.underrun_samples == 156
 
 
+def _play(spk, outdata, status, chunks, chunk=768, block=256):
+    """The worker's rhythm against the device's: one chunk written per chunk/block callbacks.
+    Returns the ring's fill before each callback."""
+    fills = []
+    for _ in range(chunks):
+        spk.write(np.full(chunk, 0.1, np.float32))
+        for _ in range(chunk // block):
+            fills.append(spk._ring.available)
+            spk._callback(outdata, block, None, status)
+    return fills
+
+
+def test_speaker_takes_back_the_latency_a_device_stall_added():
+    spk = SpeakerStream(blocksize=256, prefill_s=0.02)
+    spk._allocate(MODEL_RATE, 1)
+    outdata = np.zeros((256, 1), np.float32)
+    ok, stall = (types.SimpleNamespace(output_underflow=f) for f in (False, True))
+    before = min(_play(spk, outdata, ok, 60)[-40:])  # ~4 s: the margin is learned
+    for _ in range(2):  # the device stalls ~140 ms: the worker's chunks pile up
+        spk.write(np.full(768, 0.1, np.float32))
+    spk._callback(outdata, 256, None, stall)  # PortAudio reports the underflow
+    spk.write(np.full(256, 0.1, np.float32))  # (what that callback played)
+    assert min(_play(spk, outdata, ok, 3)) >= before + 1536
+    after = _play(spk, outdata, ok, 60)
+    assert min(after[-40:]) == before  # the latency is what it was before the stall
+    assert spk.stats.trimmed_samples == 1536 and spk.stats.underrun_samples == 0
+    assert spk.stats.underflows == 1
+
+
+def test_speaker_keeps_the_margin_a_late_worker_needs():
+    spk = SpeakerStream(blocksize=256, prefill_s=0.02)
+    spk._allocate(MODEL_RATE, 1)
+    outdata = np.zeros((256, 1), np.float32)
+    ok = types.SimpleNamespace(output_underflow=False)
+    _play(spk, outdata, ok, 60)
+    for _ in range(6):  # the worker is late (no device stall): the ring runs dry, re-buffers
+        spk._callback(outdata, 256, None, ok)
+    assert spk.stats.underrun_samples > 0
+    _play(spk, outdata, ok, 60)
+    assert spk.stats.trimmed_samples == 0  # the margin it rebuilt is kept
+    spk.write(np.full(2 * 768, 0.1, np.float32))
+    spk._flags += 1  # as if an underflow had been reported; the next callback ends a window
+    spk._window_left, spk._low = 1, spk._margin + 768
+    assert numpy_bytes_allocated(lambda: spk._callback(outdata, 256, None, ok)) == 0
+    assert spk.stats.trimmed_samples == 768
+
+
 # ------------------------------------------------- devices (real PulseAudio)
 @pytest.mark.slow
 @pytest.mark.parametrize("device,rate", [("pulse", None), ("pulse", 48000), ("default", 22050)])
