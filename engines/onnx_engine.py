@@ -23,6 +23,7 @@ provider ever ran (README):
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import re
@@ -53,12 +54,17 @@ def tensorrt_sonames(ort_dir=None) -> list[str]:
     (onnxruntime-gpu 1.27-1.31 link libnvinfer.so.10); [] when that library is absent."""
     if ort_dir is None:
         ort_dir = Path(_import_ort().__file__).parent
-    lib = Path(ort_dir) / "capi" / "libonnxruntime_providers_tensorrt.so"
+    return list(_linked_nvinfer(str(Path(ort_dir) / "capi" / "libonnxruntime_providers_tensorrt.so")))
+
+
+@functools.lru_cache(maxsize=4)
+def _linked_nvinfer(lib: str) -> tuple[str, ...]:
+    """Read once per process: every session of an engine asks."""
     try:
-        blob = lib.read_bytes()
+        blob = Path(lib).read_bytes()
     except OSError:
-        return []
-    return sorted({m.decode() for m in re.findall(rb"libnvinfer\.so\.\d+", blob)})
+        return ()
+    return tuple(sorted({m.decode() for m in re.findall(rb"libnvinfer\.so\.\d+", blob)}))
 
 
 def tensorrt_loadable(ort_dir=None) -> bool:

@@ -31,15 +31,26 @@ def test_tensorrt_options_pin_nothing_to_fp16_and_cache_engines(tmp_path, monkey
     assert provider_list("cpu", SPEC, 8, "separate") == [("CPUExecutionProvider", {})]
 
 
-def test_tensorrt_needs_the_libnvinfer_its_provider_links(tmp_path):
+def test_tensorrt_needs_the_libnvinfer_its_provider_links(tmp_path, monkeypatch):
     capi = tmp_path / "capi"
     capi.mkdir()
     assert onnx_engine.tensorrt_sonames(tmp_path) == []  # a CPU build: no TensorRT provider
     assert not onnx_engine.tensorrt_loadable(tmp_path)
     (capi / "libonnxruntime_providers_tensorrt.so").write_bytes(
         b"\x7fELF...libcublas.so.13\x00libnvinfer.so.10\x00libnvonnxparser.so.10\x00")
+    onnx_engine._linked_nvinfer.cache_clear()
     assert onnx_engine.tensorrt_sonames(tmp_path) == ["libnvinfer.so.10"]
-    assert not onnx_engine.tensorrt_loadable(tmp_path)  # no TensorRT 10 on this machine
+    tried = []
+
+    def load(name, installed):
+        tried.append(name)
+        if name not in installed:
+            raise OSError(f"{name}: cannot open shared object file")
+    monkeypatch.setattr(onnx_engine.ctypes, "CDLL", lambda n: load(n, {"libnvinfer.so.11"}))
+    assert not onnx_engine.tensorrt_loadable(tmp_path)  # TensorRT 11 does not serve it
+    monkeypatch.setattr(onnx_engine.ctypes, "CDLL", lambda n: load(n, {"libnvinfer.so.10"}))
+    assert onnx_engine.tensorrt_loadable(tmp_path)
+    assert tried == ["libnvinfer.so.10", "libnvinfer.so.10"]
 
 
 class FakeSession:
