@@ -19,6 +19,8 @@ net itself gives its instruments' Noto pictures:
 No audio is rendered or run: a step costs the frame net alone, a fraction of a
 mix-and-separate step. The targets come from the mix-and-separate-trained net, so the
 features keep the meaning the synthesizer reads; fine-tuning by mix-and-separate follows.
+Measured once on the CPU (300 steps from the shipped weights, docs/MODEL.md): it lowered
+both views of the picture swap, so it is an option to try at scale, not part of the recipe.
 """
 from __future__ import annotations
 

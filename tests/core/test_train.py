@@ -67,6 +67,29 @@ def test_freeze_refuses_unknown_or_all_nets(tmp_path, freeze, words):
         _cfg(tmp_path, freeze=freeze)
 
 
+class _StyleSet(torch.utils.data.Dataset):
+    """Two fixed pictures, each with its own target feature: what style distillation fits."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.frames = torch.randn(2, 3, 1, 64, 64, generator=g)
+        self.targets = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]])
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return {"frames": self.frames[i % 2], "target": self.targets[i % 2]}
+
+
+def test_style_distillation_fits_the_frame_net_to_its_targets(tmp_path):
+    torch.manual_seed(0)
+    summary = train(_cfg(tmp_path, epochs=3, steps_per_epoch=10, objective="style"),
+                    _StyleSet()).summary
+    losses = [h["loss"] for h in summary["history"]]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
 DDP_SCRIPT = r"""
 import os, sys, torch
 sys.path.insert(0, {testdir!r})
