@@ -51,7 +51,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0, help="separation run length (s)")
     p.add_argument("--bypass-seconds", type=float, default=12.0, help="bypass run length (s)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds left out of the counters")
-    p.add_argument("--jitter-ms", type=float, default=30.0, help="speaker safety margin (ms)")
+    p.add_argument("--jitter-ms", type=float, default=None,
+                   help="starting jitter margin (ms; default realtime-sep's; it adapts)")
     p.add_argument("--blocksize", type=int, default=None,
                    help="device frames per callback (default ~5 ms, as realtime-sep)")
     p.add_argument("--markdown", type=Path, help="also write the table to this file")
@@ -127,7 +128,7 @@ class _Cpu:
 
 
 def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
-             blocksize: int | None, jitter_ms: float):
+             blocksize: int | None, jitter_ms: float | None):
     """realtime-sep's session on mic_sink.monitor -> spk_sink (not started); the GUI thread
     annotates every frame into a discarding video sink."""
     from realtime.app.cli import get_parser as app_parser
@@ -135,10 +136,10 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
     from realtime.app.session import Session
     from realtime.io.camera import CameraSource
 
-    opts = app_parser().parse_args(["--duration", str(seconds), "--jitter-ms", str(jitter_ms),
-                                    "--log-every", "0"])
+    opts = app_parser().parse_args(["--duration", str(seconds), "--log-every", "0"])
     opts.select = tuple(meta["players"][0]["centre"])
-    mic, spk = open_microphone("mic_sink.monitor", blocksize), open_speaker("spk_sink", blocksize)
+    mic = open_microphone("mic_sink.monitor", blocksize)
+    spk = open_speaker("spk_sink", blocksize, jitter_ms)
     camera = CameraSource(os.path.join(scene_dir, "video.mp4"), loop=True)
     session = Session(opts, camera, mic, spk, engine, spec, log=lambda s: None, video=_Discard())
     if bypass:
@@ -147,7 +148,7 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
 
 
 def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, warmup: float,
-             bypass: bool, blocksize: int | None, jitter_ms: float = 30.0) -> dict:
+             bypass: bool, blocksize: int | None, jitter_ms: float | None = None) -> dict:
     """One live run through PulseAudio; returns counters measured after `warmup` s."""
     import soundfile as sf
 
@@ -210,6 +211,8 @@ def _results(p, marks: dict, seconds: float, bypass: bool, lag: float, spread: f
         "vision_skipped": delta["visual_skipped"], "vision_runs": delta["visual_updates"],
         "vision_ms": percentile_ms(p.counters.visual_ms, 50),
         "lag_ms": lag, "lag_spread_ms": spread, "cpu_percent": cpu, "cpu_how": cpu_how,
+        "margin_ms": end["margin_ms"], "margin_changes": f"+{end['margin_grows']} / -{end['margin_shrinks']}",
+        "trimmed_ms": end["trimmed_ms"],
     }
 
 
@@ -241,6 +244,9 @@ def table(rows: list[dict], model: str, engine: str) -> str:
     row("mic overflows", "{}", "overflows")
     row("speaker underflows (PortAudio)", "{}", "underflows")
     row("speaker underrun (ms of silence)", "{:.0f}", "underrun_ms")
+    row("jitter margin at the end (ms)", "{:.0f}", "margin_ms")
+    row("jitter margin grew / shrank (times)", "{}", "margin_changes")
+    row("queued audio skipped by the margin (ms)", "{:.0f}", "trimmed_ms")
     row("dropped audio samples", "{}", "dropped_samples")
     row("dropped video frames (camera)", "{}", "video_dropped")
     row("CPU (% of one core)", "{:.0f}", "cpu_percent")

@@ -49,7 +49,7 @@ def open_inputs(args):
         mic = open_microphone(mic_spec, args.blocksize)
     speaker = None
     if args.speaker.lower() != "none" and pace:
-        speaker = open_speaker(args.speaker, args.blocksize)
+        speaker = open_speaker(args.speaker, args.blocksize, args.jitter_ms)
     return camera, mic, speaker
 
 
@@ -86,13 +86,17 @@ def open_microphone(spec: str, blocksize: int | None = None):
     return MicrophoneStream(dev, blocksize=_blocksize(blocksize, rate), samplerate=rate)
 
 
-def open_speaker(spec: str, blocksize: int | None = None):
-    """A `SpeakerStream` (not started) for a device spec or PulseAudio sink name."""
+def open_speaker(spec: str, blocksize: int | None = None, margin_ms: float | None = None):
+    """A `SpeakerStream` (not started) for a device spec or PulseAudio sink name, whose
+    adaptive jitter margin starts at `margin_ms` (None: the policy's default)."""
     from realtime.io.audio_devices import SpeakerStream
+    from realtime.io.jitter import JitterPolicy
 
     dev = _audio_device(spec, "output")
     rate = _native_rate(dev, "output")
-    return SpeakerStream(dev, blocksize=_blocksize(blocksize, rate), prefill_s=0.02, samplerate=rate)
+    policy = JitterPolicy() if margin_ms is None else JitterPolicy().with_start(margin_ms)
+    return SpeakerStream(dev, blocksize=_blocksize(blocksize, rate), prefill_s=0.02,
+                         samplerate=rate, margin=policy)
 
 
 def _blocksize(frames, rate) -> int:

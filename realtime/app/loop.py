@@ -20,6 +20,9 @@ def stats_line(snap: dict, chunk_ms: float) -> str:
             f"RTF {snap['rtf']:.2f} | overflows {snap['overflows']} underflows {snap['underflows']} "
             f"dropped {snap['dropped_blocks']} blocks | video dropped {snap['video_dropped']} frames, "
             f"vision {snap['visual_updates']} run / {snap['visual_skipped']} skipped")
+    if snap["margin_ms"]:
+        line += (f" | jitter margin {snap['margin_ms']:.0f} ms (grew {snap['margin_grows']}, "
+                 f"shrank {snap['margin_shrinks']}, skipped {snap['trimmed_ms']:.0f} ms)")
     if snap["degraded"]:
         line += " | machine too slow: video analysis reduced, audio kept continuous"
     if snap["camera_lost"]:
@@ -111,7 +114,9 @@ class MainLoop:
         """The annotated picture + HUD for `frame_bgr` with the current view and stats."""
         view, snap = self.p.view, self.p.snapshot()
         lines = [f"latency {snap['latency_ms']:.0f} ms  RTF {snap['rtf']:.2f}  "
-                 f"dropped {snap['dropped_blocks']} blk  xruns {snap['overflows']}/{snap['underflows']}"]
+                 f"dropped {snap['dropped_blocks']} blk  xruns {snap['overflows']}/{snap['underflows']}"
+                 + (f"  margin {snap['margin_ms']:.0f} ms +{snap['margin_grows']}/-{snap['margin_shrinks']}"
+                    if snap["margin_ms"] else "")]
         sel = "auto (loudest)" if view.auto else (
             f"({view.selected[0]:.2f}, {view.selected[1]:.2f})" if view.selected else "none (click)")
         lines.append(f"isolating {sel}  h:heat m:mix r:rec spc:freeze q:quit")

@@ -35,6 +35,7 @@ import numpy as np
 
 from realtime.io.audio_common import MODEL_RATE, AudioStats, _Resampler, _wait_step
 from realtime.io.devices import LIST_HINT, DeviceError, resolve_device
+from realtime.io.jitter import JitterMargin, JitterPolicy, MarginStats
 from realtime.io.ringbuffer import RingBuffer
 
 __all__ = ["MicrophoneStream", "SpeakerStream"]
@@ -250,81 +251,60 @@ class SpeakerStream(_DeviceStream):
     """Play 11025 Hz mono float32 on a PortAudio output device.
 
     Args: as `MicrophoneStream`, plus
-        prefill_s: audio (seconds) buffered before playback (re)starts, so a
-            worker that delivers in bursts does not underrun on every block.
+        prefill_s: audio (seconds) buffered before playback restarts after the
+            ring ran dry, so a worker that delivers in bursts does not underrun
+            on every block.
         buffer_s: max seconds queued; `write` drops what does not fit.
+        margin: the `realtime.io.jitter.JitterPolicy` of the audio queued ahead
+            of the device (default: the policy's defaults).
 
-    The mono signal is copied to every device channel.  Silence is played
-    until `prefill_s` of audio is queued; after playback has started, every
-    sample of silence inserted for lack of audio (including while
-    re-buffering, and after the worker stops writing) counts in
-    ``stats.underrun_samples``.
+    The mono signal is copied to every device channel.  The first `write`
+    queues the margin's starting silence ahead of the audio; after playback
+    has started, every sample of silence inserted for lack of audio
+    (including while re-buffering, and after the worker stops writing)
+    counts in ``stats.underrun_samples``.
 
-    Latency is held: when the device stalls (a PortAudio underflow: the
-    callback ran late and the device played its own silence), the audio the
-    worker kept writing piles up in the ring and would be heard that much
-    later for the rest of the run. So the callback watches the ring's lowest
-    fill over each `TRIM_WINDOW_S`: windows without an underflow set the
-    margin the worker's rhythm needs (it grows by itself when the worker is
-    late and playback re-buffers); in the two windows after an underflow,
-    whatever the low point holds beyond that margin (the oldest samples) is
-    skipped, counted in ``stats.trimmed_samples``.
+    Latency is held by the adaptive jitter margin (`realtime.io.jitter`): the
+    callback reports the ring's fill, dry spells and PortAudio underflows to
+    it and skips the oldest queued samples when it says so (counted in
+    ``stats.trimmed_samples``); ``margin_stats`` is its snapshot.
     """
-
-    TRIM_WINDOW_S = 1.0  # seconds over which the ring's low point is watched
 
     _kind = "output"
 
     def __init__(self, device=None, blocksize: int = 256, latency="low",
                  samplerate: float | None = None, channels: int | None = None,
-                 buffer_s: float = 2.0, quality: str = "LQ", prefill_s: float = 0.02) -> None:
+                 buffer_s: float = 2.0, quality: str = "LQ", prefill_s: float = 0.02,
+                 margin: JitterPolicy | None = None) -> None:
         super().__init__(device, blocksize, latency, samplerate, channels, buffer_s, quality)
         self.prefill_s = float(prefill_s)
+        self.margin_policy = margin or JitterPolicy()
         self._primed = False    # playback has started at least once
         self._playing = False   # the ring holds enough to play through jitter
+        self._margin = None
 
     def _setup_worker_side(self) -> None:
         self._primed = self._playing = False
         self._resample = _Resampler(MODEL_RATE, self.samplerate, self.quality)
         self._prefill = int(self.prefill_s * self.samplerate)
-        self._margin = None  # the low point of the last window without an underflow
-        self._window = int(self.TRIM_WINDOW_S * self.samplerate)
-        self._window_left = self._window
-        self._low = self._ring.capacity
-        self._flags_seen = self._flags
-        self._after_stall = 0  # windows left in which a stall's backlog is skipped
-        self._trimmed = 0
+        self._margin = JitterMargin(self.margin_policy, self.samplerate)
+        self._lead_in = True  # the next write queues the starting margin first
 
-    def _hold_latency(self, frames: int) -> None:
-        """Callback side: note the ring's low point; at the end of a window learn the
-        margin, or skip what a device stall added to it (no allocation, plain counters)."""
-        if not self._playing:
-            self._window_left, self._low = self._window, self._ring.capacity
-            return
-        fill = self._ring.available
-        if fill < self._low:
-            self._low = fill
-        self._window_left -= frames
-        if self._window_left > 0:
-            return
-        if self._flags != self._flags_seen:
-            self._flags_seen, self._after_stall = self._flags, 2
-        if self._after_stall:
-            self._after_stall -= 1
-            if self._margin is not None and self._low > self._margin:
-                self._trimmed += self._ring.discard(self._low - self._margin)
-        else:
-            self._margin = self._low
-        self._window_left, self._low = self._window, self._ring.capacity
+    @property
+    def margin_stats(self) -> MarginStats:
+        """The jitter margin's current target and counters (zeros before start)."""
+        margin = self._margin
+        return margin.snapshot() if margin is not None else MarginStats()
 
     def _callback(self, outdata, frames, time_info, status) -> None:
         # PortAudio thread: copy from the ring (or zeros), nothing else.
+        ring, scratch, margin = self._ring, self._scratch, self._margin
         if status.output_underflow:
             self._flags += 1
-        ring, scratch = self._ring, self._scratch
-        if not self._playing and ring.available >= max(self._prefill, 1):
+            margin.stalled()
+        if not self._playing and ring.available >= max(self._prefill, 1) \
+                and margin.may_resume(frames):
             self._playing = self._primed = True
-        self._hold_latency(frames)
         done = 0
         while done < frames:
             n = min(frames - done, scratch.shape[0])
@@ -332,12 +312,17 @@ class SpeakerStream(_DeviceStream):
             if self._playing:
                 if ring.read_or_zero(dst) < n:
                     self._playing = False   # re-buffer prefill_s before resuming
+                    margin.dry()
             else:
                 dst[:] = 0.0
                 if self._primed:            # silence while re-buffering is a gap too
                     ring.note_underrun(n)
             outdata[done:done + n] = dst[:, None]
             done += n
+        if self._playing:   # what is left queued now is the slack the stream has
+            skip = margin.watch(ring.available, frames)
+            if skip:
+                ring.discard(skip)
 
     def write(self, samples: np.ndarray, timeout: float = 0.0) -> int:
         """Queue 11025 Hz mono samples, shape (n,), for playback.
@@ -348,6 +333,9 @@ class SpeakerStream(_DeviceStream):
         if self._ring is None:
             raise RuntimeError("SpeakerStream.write() before start()")
         x = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+        if self._lead_in and x.shape[0]:
+            self._lead_in = False
+            self._ring.write(np.zeros(self._margin.target, np.float32))
         y = self._resample(x)
         deadline = time.monotonic() + timeout
         while self._ring.free < y.shape[0] and self._stream is not None and _wait_step(deadline):
@@ -378,6 +366,6 @@ class SpeakerStream(_DeviceStream):
             underflows=self._flags,
             dropped_samples=ring.overrun_samples if ring is not None else 0,
             underrun_samples=ring.underrun_samples if ring is not None else 0,
-            trimmed_samples=getattr(self, "_trimmed", 0),
+            trimmed_samples=self._margin.trimmed if self._margin is not None else 0,
             samples=self._samples,
         )

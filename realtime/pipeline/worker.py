@@ -87,8 +87,6 @@ class Pipeline:
             source ends or `stop()`).
         initial_select: None, 'auto' or (x, y) picture pixels, applied once the
             first frame is known.
-        jitter_ms: silence queued ahead of the first output so late chunks
-            do not underflow the speaker (part of the latency budget).
         keep_frames, pool_frames: see `realtime.pipeline.frames.FrameFeed` (offline:
             queue every frame for `next_frame`; vision max-pooled over N frames).
     """
@@ -96,13 +94,12 @@ class Pipeline:
     def __init__(self, separator, mic, speaker=None, camera=None, sinks=(),
                  realtime: bool = True, visual_hz: float = 2.0,
                  duration_s: float | None = None, initial_select=None,
-                 jitter_ms: float = 30.0, keep_frames: bool = False,
+                 keep_frames: bool = False,
                  pool_frames: int = 3) -> None:
         self.sep, self.mic, self.speaker, self.camera = separator, mic, speaker, camera
         self.realtime = realtime
         self.visual_period = 1.0 / visual_hz if visual_hz > 0 else float("inf")
         self.max_samples = None if duration_s is None else int(duration_s * MODEL_RATE)
-        self.jitter = int(jitter_ms * MODEL_RATE / 1000) if speaker is not None else 0
         self.sinks = list(sinks)
         self.writer = BackgroundWriter(maxsize=256, name="audio-writer")
         self.commands: queue.Queue = queue.Queue(maxsize=32)
@@ -138,6 +135,7 @@ class Pipeline:
         mic, spk = self.mic.stats, self.speaker.stats if self.speaker is not None else None
         cam = self.camera.stats if self.camera is not None else None
         dropped = mic.dropped_samples + (spk.dropped_samples if spk else 0)
+        margin = getattr(self.speaker, "margin_stats", None)
         return {
             **self.stats.as_dict(), "latency_ms": float(self.sep.total_latency_ms),
             "overflows": mic.overflows, "underflows": spk.underflows if spk else 0,
@@ -147,6 +145,10 @@ class Pipeline:
             "video_dropped": cam.dropped if cam else 0,
             "degraded": time.monotonic() < self._degraded_until,
             "camera_lost": bool(cam and cam.lost),
+            "margin_ms": margin.target_ms if margin else 0.0,
+            "margin_grows": margin.grows if margin else 0,
+            "margin_shrinks": margin.shrinks if margin else 0,
+            "trimmed_ms": margin.trimmed_ms if margin else 0.0,
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -284,8 +286,6 @@ class Pipeline:
         out_pos = c.produced
         if isolated.shape[0]:
             if self.speaker is not None:
-                if c.produced == 0 and self.jitter:   # margin ahead of the first chunk
-                    self.speaker.write(np.zeros(self.jitter, np.float32))
                 self.speaker.write(isolated)
             c.produced += isolated.shape[0]
         for sink in self.sinks:

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from tests.fixtures_services import dominant_frequency, numpy_bytes_allocated, tone
 from realtime.io.audio_common import MODEL_RATE
+from realtime.io.jitter import JitterPolicy
 from realtime.io.audio_devices import MicrophoneStream, SpeakerStream
 from realtime.io.audio_files import FileMicrophone, WavRecorder, close_all_writers
 from realtime.io.devices import AudioDevice, DeviceError, format_device_list, resolve_device
@@ -93,7 +94,8 @@ def test_microphone_callback_downmixes_without_allocating():
 
 
 def test_speaker_callback_fills_channels_without_allocating():
-    spk = SpeakerStream(blocksize=256, prefill_s=0)
+    # No starting margin: the first samples written are the first played.
+    spk = SpeakerStream(blocksize=256, prefill_s=0, margin=JitterPolicy(start_ms=0, min_ms=0))
     spk._allocate(MODEL_RATE, 2)            # same rate: no resampling in the way
     outdata = np.ones((256, 2), np.float32)
     status = types.SimpleNamespace(output_underflow=False)
@@ -107,49 +109,63 @@ def test_speaker_callback_fills_channels_without_allocating():
 
 def _play(spk, outdata, status, chunks, chunk=768, block=256):
     """The worker's rhythm against the device's: one chunk written per chunk/block callbacks.
-    Returns the ring's fill before each callback."""
+    Returns the ring's fill after each callback (the slack the stream has)."""
     fills = []
     for _ in range(chunks):
         spk.write(np.full(chunk, 0.1, np.float32))
         for _ in range(chunk // block):
-            fills.append(spk._ring.available)
             spk._callback(outdata, block, None, status)
+            fills.append(spk._ring.available)
     return fills
 
 
-def test_speaker_takes_back_the_latency_a_device_stall_added():
+def _speaker():
     spk = SpeakerStream(blocksize=256, prefill_s=0.02)
     spk._allocate(MODEL_RATE, 1)
-    outdata = np.zeros((256, 1), np.float32)
-    ok, stall = (types.SimpleNamespace(output_underflow=f) for f in (False, True))
-    before = min(_play(spk, outdata, ok, 60)[-40:])  # ~4 s: the margin is learned
+    return spk, np.zeros((256, 1), np.float32), types.SimpleNamespace(output_underflow=False)
+
+
+def test_speaker_starts_with_the_margin_and_holds_it():
+    spk, outdata, ok = _speaker()
+    fills = _play(spk, outdata, ok, 60)
+    start = spk.margin_policy.start_ms * MODEL_RATE / 1000
+    assert min(fills) == pytest.approx(start, abs=1)  # the starting silence is the slack
+    assert spk.margin_stats.grows == 0 and spk.stats.underrun_samples == 0
+
+
+def test_speaker_takes_back_the_latency_a_device_stall_added():
+    spk, outdata, ok = _speaker()
+    before = min(_play(spk, outdata, ok, 60)[-40:])
     for _ in range(2):  # the device stalls ~140 ms: the worker's chunks pile up
         spk.write(np.full(768, 0.1, np.float32))
-    spk._callback(outdata, 256, None, stall)  # PortAudio reports the underflow
+    spk._callback(outdata, 256, None, types.SimpleNamespace(output_underflow=True))
     spk.write(np.full(256, 0.1, np.float32))  # (what that callback played)
     assert min(_play(spk, outdata, ok, 3)) >= before + 1536
     after = _play(spk, outdata, ok, 60)
     assert min(after[-40:]) == before  # the latency is what it was before the stall
     assert spk.stats.trimmed_samples == 1536 and spk.stats.underrun_samples == 0
-    assert spk.stats.underflows == 1
+    assert spk.stats.underflows == 1 and spk.margin_stats.grows == 0
 
 
-def test_speaker_keeps_the_margin_a_late_worker_needs():
-    spk = SpeakerStream(blocksize=256, prefill_s=0.02)
-    spk._allocate(MODEL_RATE, 1)
-    outdata = np.zeros((256, 1), np.float32)
-    ok = types.SimpleNamespace(output_underflow=False)
-    _play(spk, outdata, ok, 60)
-    for _ in range(6):  # the worker is late (no device stall): the ring runs dry, re-buffers
+def test_speaker_grows_the_margin_when_the_worker_is_late_and_shrinks_it_slowly():
+    spk, outdata, ok = _speaker()
+    before = min(_play(spk, outdata, ok, 60)[-40:])
+    for _ in range(6):  # the worker is late (no device stall): the ring runs dry
         spk._callback(outdata, 256, None, ok)
-    assert spk.stats.underrun_samples > 0
-    _play(spk, outdata, ok, 60)
-    assert spk.stats.trimmed_samples == 0  # the margin it rebuilt is kept
-    spk.write(np.full(2 * 768, 0.1, np.float32))
-    spk._flags += 1  # as if an underflow had been reported; the next callback ends a window
-    spk._window_left, spk._low = 1, spk._margin + 768
+    assert spk.stats.underrun_samples > 0 and spk.margin_stats.grows == 1
+    grown = spk.margin_policy.start_ms + spk.margin_policy.grow_ms
+    assert spk.margin_stats.target_ms == pytest.approx(grown, abs=0.1)
+    after = _play(spk, outdata, ok, 60)
+    # The gap's own delay beyond the new target is skipped in small steps; the growth stays.
+    assert min(after[-40:]) == pytest.approx(grown * MODEL_RATE / 1000, abs=1)
+    assert min(after[-40:]) > before
+    assert spk.margin_stats.trimmed_ms <= 4 * spk.margin_policy.trim_ms
+    # ~12 s more without a dry spell: one shrink step, no more.
+    _play(spk, outdata, ok, 175)
+    stats = spk.margin_stats
+    assert stats.shrinks == 1
+    assert stats.target_ms == pytest.approx(grown - spk.margin_policy.shrink_ms, abs=0.1)
     assert numpy_bytes_allocated(lambda: spk._callback(outdata, 256, None, ok)) == 0
-    assert spk.stats.trimmed_samples == 768
 
 
 # ------------------------------------------------- devices (real PulseAudio)
