@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pixelplayer.config import FRAME_SIZE, HOP, N_FFT
+from pixelplayer.dsp import WINDOWS
 from pixelplayer.separation import vision_size
 
 VISION_INPUTS = ("frames",)
@@ -48,7 +49,7 @@ class SpecMismatch(EngineUnavailable):
 
 # What fixes the computation of the separate and vision graphs: engines built for one
 # value of these cannot serve another.
-STREAM_FIELDS = ("context_frames", "hop_frames", "lookahead", "image_size", "mirror",
+STREAM_FIELDS = ("context_frames", "hop_frames", "lookahead", "window", "image_size", "mirror",
                  "max_image_side")
 # Capacities: an engine built for more serves fewer.
 LIMIT_FIELDS = ("max_pixels", "batch")
@@ -72,6 +73,9 @@ class EngineSpec:
         multiple of 16 and capped at max_image_side (see `vision_shape`).
     mirror: the U-Net sees the context plus its time reversal (see graphs.SeparateGraph):
         better masks for the newest frames at no latency, twice the U-Net work.
+    window: STFT window pair of the output frames (`pixelplayer.dsp.WINDOWS`): "hann" as
+        in training, or "asymmetric", whose short synthesis window finishes output samples
+        510 samples (46 ms) sooner (the masks still come from the Hann spectrum).
     """
 
     context_frames: int = 128
@@ -84,6 +88,7 @@ class EngineSpec:
     image_size: int = FRAME_SIZE
     mirror: bool = True
     max_image_side: int = 2 * FRAME_SIZE
+    window: str = "hann"
 
     def __post_init__(self) -> None:
         if self.hop_frames < 1 or self.lookahead < 0:
@@ -93,6 +98,8 @@ class EngineSpec:
         for name in ("max_pixels", "batch", "frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.window not in WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(WINDOWS)} (got {self.window!r})")
         if self.image_size % 16 or self.max_image_side % 16 or \
                 not 16 <= self.image_size <= self.max_image_side:
             raise ValueError("image_size and max_image_side must be multiples of 16 with "
@@ -134,6 +141,8 @@ class EngineSpec:
     @classmethod
     def from_dict(cls, data: dict) -> "EngineSpec":
         known = {f.name for f in dataclasses.fields(cls)}
+        # Graphs exported before the window became a field all used the Hann pair.
+        data = {"window": "hann", **data}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -186,7 +195,7 @@ class Engine(abc.ABC):
         cell_feats `(B, K, h, w)`.
 
         Returns (frames_out float32 `(B, P, H, 1022)` windowed frames to overlap-add at hop
-        256 then divide by `dsp.steady_envelope()`, heat float32 `(B, h*w)` energy per cell).
+        256 then divide by `dsp.steady_envelope(spec.window)`, heat float32 `(B, h*w)` energy per cell).
         Output type follows `audio` (NumPy or torch).
         """
         self._check_separate(audio, pixel_feats, cell_feats)

@@ -80,10 +80,21 @@ class SeparateGraph(nn.Module):
     newest frames sit mid-field as in training instead of at the U-Net's right edge, where
     it has no future context: at no added latency, for twice the U-Net work, it raises
     streaming SDR by several dB (docs/BENCHMARKS.md).
+
+    window: the `dsp.window_pair` of the output frames. The masks always come from the
+    Hann spectrum the model was trained on; with "asymmetric" they are applied to the
+    same frames analysed with the asymmetric window and resynthesised with its short
+    synthesis window (the frames are zero but for their last 512 samples).
     """
 
+    @classmethod
+    def for_spec(cls, model: PixelPlayer, spec) -> "SeparateGraph":
+        """The graph an `engines.EngineSpec` describes."""
+        return cls(model, spec.context_frames, spec.hop_frames, spec.lookahead, spec.mirror,
+                   spec.window)
+
     def __init__(self, model: PixelPlayer, context_frames: int = 128, out_frames: int = 8,
-                 lookahead: int = 0, mirror: bool = False):
+                 lookahead: int = 0, mirror: bool = False, window: str = "hann"):
         super().__init__()
         c, h, la = int(context_frames), int(out_frames), int(lookahead)
         if c % model.time_multiple:
@@ -95,9 +106,12 @@ class SeparateGraph(nn.Module):
         self.model = model
         self.context_frames, self.out_frames, self.lookahead = c, h, la
         self.mirror = bool(mirror)
+        self.window = window
         self.first = c - la - h
-        analysis, synthesis = dsp._bases(N_FFT)
+        analysis, _ = dsp.dft_bases()
+        out_analysis, synthesis = dsp.dft_bases(window)
         self.register_buffer("analysis", analysis.clone(), persistent=False)  # (1024, 1, 1022)
+        self.register_buffer("out_analysis", out_analysis.clone(), persistent=False)
         self.register_buffer("synthesis", synthesis[:, 0].clone(), persistent=False)  # (1024, 1022)
         self.register_buffer("warp_t", dsp.warp_matrix().t().contiguous(), persistent=False)
         self.register_buffer("warp_m", dsp.warp_matrix().clone(), persistent=False)
@@ -114,6 +128,16 @@ class SeparateGraph(nn.Module):
         real, imag = spec[:, :N_BINS], spec[:, N_BINS:]
         mag = torch.sqrt(real * real + imag * imag)
         return real, imag, torch.matmul(self.warp_m, mag)
+
+    def _out_spectrum(self, audio, real, imag, sl: slice):
+        """(real, imag) `(B, 1, H, 512)` of the output frames under the output window."""
+        if self.window == "hann":
+            real, imag = real[..., sl], imag[..., sl]
+        else:
+            seg = audio[:, sl.start * HOP:(sl.stop - 1) * HOP + N_FFT].unsqueeze(1)
+            spec = F.conv1d(seg, self.out_analysis, stride=HOP)  # (B, 1024, H)
+            real, imag = spec[:, :N_BINS], spec[:, N_BINS:]
+        return real.transpose(1, 2).unsqueeze(1), imag.transpose(1, 2).unsqueeze(1)
 
     def _sound(self, warped: torch.Tensor) -> torch.Tensor:
         """Warped magnitude `(B, 256, C)` -> sound features of the output frames `(B, K, H*256)`,
@@ -140,8 +164,9 @@ class SeparateGraph(nn.Module):
         Returns
           frames_out float32 `(B, P, H, 1022)`: for output frame i, the windowed inverse DFT
             of the masked mixture spectrum (mask on |S_mix|, mixture phase kept), in samples.
-            Overlap-add frame i at sample offset i*256 and divide by `dsp.steady_envelope()`
-            (periodic in 256) to get audio; not yet divided here.
+            Overlap-add frame i at sample offset i*256 and divide by
+            `dsp.steady_envelope(window)` (periodic in 256; ones for "asymmetric") to get
+            audio; not yet divided here.
           heat float32 `(B, h*w)`: separated energy per cell over the H output frames,
             sum over warped rows and frames of (mask * warped |S_mix|)^2 (magnitude^2 units).
         """
@@ -152,8 +177,7 @@ class SeparateGraph(nn.Module):
         masks = masks.unflatten(-1, (h, -1))  # (B, P, H, 256)
         lin = torch.matmul(masks, self.unwarp_t)  # (B, P, H, 512)
         sl = slice(self.first, self.first + h)
-        re = real[..., sl].transpose(1, 2).unsqueeze(1)  # (B, 1, H, 512)
-        im = imag[..., sl].transpose(1, 2).unsqueeze(1)
+        re, im = self._out_spectrum(audio, real, imag, sl)  # (B, 1, H, 512) each
         spec = torch.cat([re * lin, im * lin], dim=-1)  # (B, P, H, 1024)
         frames_out = torch.matmul(spec, self.synthesis)  # (B, P, H, 1022)
         cells = cell_feats.flatten(2).transpose(1, 2)  # (B, h*w, K)

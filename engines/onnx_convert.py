@@ -71,8 +71,7 @@ def build_graphs(model, spec, half: bool = False):
     if half:
         model = model.half()
     vision = VisionGraph(model).eval()
-    separate = SeparateGraph(model, spec.context_frames, spec.hop_frames, spec.lookahead,
-                             spec.mirror).eval()
+    separate = SeparateGraph.for_spec(model, spec).eval()
     if half:
         vision.net_dtype = separate.net_dtype = torch.float16
     return vision, separate

@@ -39,8 +39,7 @@ class TorchEngine(Engine):
         model = copy.deepcopy(model).float().eval().to(dev)
         self.fp16 = bool(spec.fp16 and dev.type == "cuda")
         self.vision_graph = VisionGraph(model).to(dev).eval()
-        self.separate_graph = SeparateGraph(model, spec.context_frames, spec.hop_frames,
-                                            spec.lookahead, spec.mirror).to(dev).eval()
+        self.separate_graph = SeparateGraph.for_spec(model, spec).to(dev).eval()
         if self.fp16:
             model.net_frame.half()
             model.net_sound.half()

@@ -22,6 +22,7 @@ class BadInput(Exception):
 
 def get_parser() -> argparse.ArgumentParser:
     from engines.base import EngineSpec
+    from pixelplayer.dsp import WINDOWS
 
     p = OneLineParser(
         prog="export-engine",
@@ -46,6 +47,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help=f"STFT frames produced per call (default {live.hop_frames}, as realtime-sep)")
     p.add_argument("--lookahead", type=int, default=live.lookahead,
                    help=f"look-ahead frames (default {live.lookahead}, as realtime-sep)")
+    p.add_argument("--window", default=live.window, choices=WINDOWS,
+                   help=f"synthesis window of the separate graph (default {live.window}, as "
+                        "realtime-sep)")
     p.add_argument("--triton-trt", metavar="VERSION",
                    help="TensorRT version of the Triton release the repository is for (NVIDIA's "
                         "frameworks support matrix lists it): plans built with another version "
@@ -77,7 +81,8 @@ def _prepare(args):
         raise BadInput(f"--triton-trt wants a TensorRT version such as 10.13.3 (got {args.triton_trt!r})")
     try:
         spec = EngineSpec(context_frames=args.context, hop_frames=args.hop_frames,
-                          lookahead=args.lookahead, max_pixels=args.max_pixels,
+                          lookahead=args.lookahead, window=args.window,
+                          max_pixels=args.max_pixels,
                           batch=args.max_batch, frames=args.frames, fp16=args.fp16)
     except ValueError as exc:
         raise BadInput(f"bad shape options: {exc}") from None

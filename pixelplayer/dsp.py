@@ -28,25 +28,79 @@ WEIGHT_MIN, WEIGHT_MAX = 1e-3, 10.0  # reference: clamp(log1p(mag_mix), 1e-3, 10
 RATIO_MAX = 5.0  # reference clamps ratio-mask targets to [0, 5]
 
 
+WINDOWS = ("hann", "asymmetric")  # STFT window pairs: see `window_pair`
+
+
 def hann_window(n_fft: int = N_FFT) -> torch.Tensor:
     """Periodic Hann window (what librosa and torch.stft use by default)."""
     n = torch.arange(n_fft, dtype=torch.float64)
     return (0.5 - 0.5 * torch.cos(2 * math.pi * n / n_fft)).float()
 
 
-@functools.lru_cache(maxsize=8)
-def _bases(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Analysis and synthesis kernels `(2*bins, 1, n_fft)`: rows [real bins; imag bins]."""
-    bins = n_fft // 2 + 1
-    n = np.arange(n_fft)
-    k = np.arange(bins)[:, None]
-    angle = 2 * np.pi * k * n / n_fft
-    win = hann_window(n_fft).double().numpy()
-    analysis = np.concatenate([np.cos(angle) * win, -np.sin(angle) * win])
+def _periodic_hann64(n: int) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+
+def asymmetric_windows(n_fft: int = N_FFT, hop: int = HOP) -> tuple[np.ndarray, np.ndarray]:
+    """Low-latency analysis and synthesis windows `(n_fft,)` float64 (Mauler & Martin
+    2007; the construction of Wang et al. 2022, "STFT-domain neural speech enhancement
+    with very low algorithmic latency", with M = hop).
+
+    analysis: the rising half of a periodic Hann of length 2*(n_fft - hop), square-rooted,
+    then the falling half of a Hann of length 2*hop, square-rooted: nearly the whole frame
+    is analysed, so the spectrum keeps the long window's frequency resolution.
+    synthesis: zero except on the last 2*hop samples, where analysis * synthesis is a
+    periodic Hann of length 2*hop. Hanns of length 2*hop at hop sum to exactly 1, so the
+    pair reconstructs perfectly with no envelope, and an output sample is final once the
+    frames covering it in their last 2*hop samples have been added.
+    """
+    rise, fall = n_fft - hop, hop
+    analysis = np.concatenate([np.sqrt(_periodic_hann64(2 * rise)[:rise]),
+                               np.sqrt(_periodic_hann64(2 * fall)[fall:])])
+    short = _periodic_hann64(2 * hop)
+    synthesis = np.zeros(n_fft)
+    lead = n_fft - 2 * hop
+    synthesis[lead:n_fft - hop] = short[:hop] / analysis[lead:n_fft - hop]
+    synthesis[n_fft - hop:] = np.sqrt(short[hop:])
+    return analysis, synthesis
+
+
+def window_pair(window: str = "hann") -> tuple[np.ndarray, np.ndarray]:
+    """(analysis, synthesis) windows `(N_FFT,)` float64 of an STFT window kind.
+
+    "hann": Hann for both (the model's training front end; the offline path).
+    "asymmetric": `asymmetric_windows`, for streaming output with less latency.
+    """
+    if window == "hann":
+        win = hann_window(N_FFT).double().numpy()
+        return win, win
+    if window == "asymmetric":
+        return asymmetric_windows(N_FFT, HOP)
+    raise ValueError(f"window must be one of {', '.join(WINDOWS)} (got {window!r})")
+
+
+def synthesis_support(window: str = "hann") -> int:
+    """Trailing samples of a frame that its synthesis window spans (N_FFT for Hann,
+    2*HOP for the asymmetric pair; both start on a zero): a streaming output sample is
+    final once every frame whose span covers it has been added, so this sets the
+    output latency (`support - HOP` samples behind the newest frame's end)."""
+    window_pair(window)  # refuses an unknown kind
+    return N_FFT if window == "hann" else 2 * HOP
+
+
+@functools.lru_cache(maxsize=4)
+def dft_bases(window: str = "hann") -> tuple[torch.Tensor, torch.Tensor]:
+    """Analysis and synthesis kernels `(1024, 1, 1022)` of a `window_pair`: rows [real
+    bins; imag bins] of the windowed DFT and of the windowed one-sided inverse DFT."""
+    n = np.arange(N_FFT)
+    k = np.arange(N_BINS)[:, None]
+    angle = 2 * np.pi * k * n / N_FFT
+    win_a, win_s = window_pair(window)
+    analysis = np.concatenate([np.cos(angle) * win_a, -np.sin(angle) * win_a])
     # One-sided inverse real DFT: interior bins count twice (their mirror image is implied).
-    scale = np.full((bins, 1), 2.0 / n_fft)
-    scale[0] = scale[-1] = 1.0 / n_fft
-    synthesis = np.concatenate([np.cos(angle) * scale * win, -np.sin(angle) * scale * win])
+    scale = np.full((N_BINS, 1), 2.0 / N_FFT)
+    scale[0] = scale[-1] = 1.0 / N_FFT
+    synthesis = np.concatenate([np.cos(angle) * scale * win_s, -np.sin(angle) * scale * win_s])
     to_t = lambda a: torch.from_numpy(a).float().unsqueeze(1)  # noqa: E731
     return to_t(analysis), to_t(synthesis)
 
@@ -58,7 +112,7 @@ def stft(x: torch.Tensor, center: bool = True) -> tuple[torch.Tensor, torch.Tens
     default) so frame t is centred on sample t*hop; center=False starts frame 0 at sample 0.
     Returns (real, imag), each `(B, 512, T)`.
     """
-    analysis, _ = _bases(N_FFT)
+    analysis, _ = dft_bases()
     sig = x.unsqueeze(1)
     if center:
         sig = F.pad(sig, (N_FFT // 2, N_FFT // 2), mode="reflect")
@@ -71,22 +125,30 @@ def overlap_add(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
 
     real, imag: `(B, 512, T)` -> `(B, (T-1)*hop + n_fft)` samples.
     """
-    _, synthesis = _bases(N_FFT)
+    _, synthesis = dft_bases()
     spec = torch.cat([real, imag], dim=1)
     return F.conv_transpose1d(spec, synthesis.to(real.device, real.dtype), stride=HOP).squeeze(1)
 
 
-def window_envelope(n_frames: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Sum of squared windows over `n_frames` hops: `((n_frames-1)*hop + n_fft,)`."""
-    win_sq = (hann_window(N_FFT) ** 2).to(device, dtype).view(1, 1, -1)
+def _window_product(window: str) -> torch.Tensor:
+    analysis, synthesis = window_pair(window)
+    return torch.from_numpy(analysis * synthesis)
+
+
+def window_envelope(n_frames: int, device=None, dtype=torch.float32,
+                    window: str = "hann") -> torch.Tensor:
+    """Sum over `n_frames` hops of analysis * synthesis window (Hann^2 for "hann"):
+    `((n_frames-1)*hop + n_fft,)`."""
+    product = _window_product(window).to(device, dtype).view(1, 1, -1)
     ones = torch.ones(1, 1, n_frames, device=device, dtype=dtype)
-    return F.conv_transpose1d(ones, win_sq, stride=HOP).view(-1)
+    return F.conv_transpose1d(ones, product, stride=HOP).view(-1)
 
 
-def steady_envelope() -> torch.Tensor:
-    """The envelope away from the edges, periodic in hop: `(hop,)`. Used by streaming OLA."""
-    win_sq = hann_window(N_FFT) ** 2
-    return torch.zeros(HOP).index_add_(0, torch.arange(N_FFT) % HOP, win_sq)
+def steady_envelope(window: str = "hann") -> torch.Tensor:
+    """The envelope away from the edges, periodic in hop: `(hop,)` float32 (all ones
+    for "asymmetric"). Used by streaming OLA."""
+    product = _window_product(window).float()
+    return torch.zeros(HOP).index_add_(0, torch.arange(N_FFT) % HOP, product)
 
 
 def istft(real: torch.Tensor, imag: torch.Tensor, length: int | None = None,

@@ -16,6 +16,8 @@ PROG = "realtime-sep"
 
 def add_input_args(parser: argparse.ArgumentParser) -> None:
     """--camera --mic --speaker --blocksize --jitter-ms --no-pace --loop --list-devices."""
+    from realtime.io.jitter import JitterPolicy
+
     g = parser.add_argument_group("inputs and outputs (devices)")
     g.add_argument("--camera", default="0", metavar="INDEX|FILE|URL",
                    help="camera index, video file or rtsp/http URL (default 0)")
@@ -27,9 +29,12 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--blocksize", type=int, default=None, metavar="FRAMES",
                    help=f"audio device frames per callback, {BLOCKSIZE[0]}-{BLOCKSIZE[1]} "
                         "(default: ~5 ms, 256 at 48 kHz)")
-    g.add_argument("--jitter-ms", type=float, default=30.0, metavar="MS",
-                   help="silence queued before the first output so late chunks do not "
-                        "underflow the speaker (adds to the latency; default 30)")
+    g.add_argument("--jitter-ms", type=float, default=JitterPolicy().start_ms, metavar="MS",
+                   help="starting jitter margin: silence queued before the first output so a "
+                        "late chunk does not leave the speaker dry (adds to the latency; "
+                        f"default {JitterPolicy().start_ms:g}). The margin then adapts: it grows "
+                        "when the speaker runs dry and shrinks slowly while it does not "
+                        "(realtime.io.jitter states the policy; the HUD and log show it)")
     g.add_argument("--no-pace", action="store_true",
                    help="read files as fast as possible (offline; no speaker)")
     g.add_argument("--loop", action="store_true", help="loop video/sound files")
@@ -42,12 +47,14 @@ JITTER_MS = (0.0, 1000.0)
 
 # The streaming contract's fields set from the command line (engines.EngineSpec holds
 # their defaults; export-engine takes the same flags).
-SPEC_FLAGS = {"context_frames": "--context", "hop_frames": "--hop-frames", "lookahead": "--lookahead"}
+SPEC_FLAGS = {"context_frames": "--context", "hop_frames": "--hop-frames", "lookahead": "--lookahead",
+              "window": "--window"}
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """--engine --model --context --hop-frames --lookahead --threads."""
+    """--engine --model --context --hop-frames --lookahead --window --threads."""
     from engines.base import EngineSpec
+    from pixelplayer.dsp import WINDOWS
 
     live = EngineSpec()
     g = parser.add_argument_group("model and streaming")
@@ -66,6 +73,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    help=f"future STFT frames the model may see (default {live.lookahead}; each "
                    "adds 23.2 ms, as does each hop frame: 3 + 1 has the latency of 4 + 0 and "
                    "separates better)")
+    g.add_argument("--window", default=None, choices=WINDOWS,
+                   help=f"synthesis window of the output (default {live.window}): asymmetric "
+                        "finishes each sample 46 ms sooner than hann, with the same model "
+                        "(docs/BENCHMARKS.md, latency/quality table)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the engine (default: library default)")
 

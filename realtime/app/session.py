@@ -172,7 +172,7 @@ class Session:
     GUI/main loop. The app, the demo and bench_realtime all build their runs here.
 
     args: the run's options (realtime-sep's output group: out, save_video, select,
-    duration, visual_hz, jitter_ms, record_dir, log_every, no_pace). camera, mic,
+    duration, visual_hz, record_dir, log_every, no_pace). camera, mic,
     speaker: opened, not started. window: a `Window` or None (headless). video: an
     explicit video sink instead of --save-video's (e.g. a benchmark's).
     """
@@ -189,7 +189,7 @@ class Session:
         self.sinks = [AlignedWavSink(args.out, self.sep.latency_samples)] if args.out else []
         self.pipeline = Pipeline(self.sep, mic, speaker, camera, sinks=self.sinks,
                                  realtime=not offline, visual_hz=args.visual_hz,
-                                 duration_s=args.duration, jitter_ms=args.jitter_ms,
+                                 duration_s=args.duration,
                                  initial_select=args.select,
                                  keep_frames=bool(args.save_video or video) and offline)
         fps = (camera.fps if camera is not None else 0.0) or 25.0
@@ -274,10 +274,11 @@ def latency_budget(pipeline) -> tuple[str, float]:
     for a started `realtime.pipeline.worker.Pipeline`.
 
     Algorithmic latency (`sep.total_latency_ms`) = one hop chunk of input
-    buffering + the STFT window overlap (766 samples) + lookahead.  Device
-    buffers are what the opened PortAudio streams report, plus ~25 ms each way
-    for soxr resampling when the device rate is not 11025 Hz (estimate), plus
-    the jitter margin queued ahead of the first output.  Compute time per chunk
+    buffering + the synthesis window's overlap (766 samples for Hann, 256 for the
+    asymmetric window) + lookahead.  Device buffers are what the opened PortAudio
+    streams report, plus ~25 ms each way for soxr resampling when the device rate
+    is not 11025 Hz (estimate), plus the jitter margin's starting target (it
+    adapts while running: the stats lines show it).  Compute time per chunk
     comes on top (see the stats lines).
     """
     from realtime.io.audio_common import MODEL_RATE as sr
@@ -286,7 +287,8 @@ def latency_budget(pipeline) -> tuple[str, float]:
     lookahead = 1000.0 * sep.spec.lookahead * HOP / sr
     overlap = sep.latency_ms - lookahead
     parts = [f"window {sep.context_ms:.0f} ms (history, no delay)",
-             f"hop chunk {pipeline.chunk_ms:.1f} ms", f"STFT overlap {overlap:.1f} ms",
+             f"hop chunk {pipeline.chunk_ms:.1f} ms",
+             f"{sep.spec.window} synthesis overlap {overlap:.1f} ms",
              f"lookahead {lookahead:.1f} ms", f"algorithmic {sep.total_latency_ms:.1f} ms"]
     total = float(sep.total_latency_ms)
     dev = []
@@ -296,9 +298,9 @@ def latency_budget(pipeline) -> tuple[str, float]:
             resample = 25.0 if getattr(stream, "samplerate", sr) != sr else 0.0
             dev.append(f"{name} {1000.0 * float(pa):.0f}+{resample:.0f} ms")
             total += 1000.0 * float(pa) + resample
-    if pipeline.speaker is not None:
-        jitter = 1000.0 * pipeline.jitter / sr
-        dev.append(f"jitter margin {jitter:.0f} ms")
-        total += jitter
+    policy = getattr(pipeline.speaker, "margin_policy", None)
+    if policy is not None:
+        dev.append(f"jitter margin {policy.start_ms:.0f} ms (adaptive)")
+        total += policy.start_ms
     parts.append("device buffers " + (", ".join(dev) if dev else "none (files)"))
     return "latency budget: " + " | ".join(parts) + f" | total ~{total:.0f} ms + compute", total

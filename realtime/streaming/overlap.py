@@ -15,57 +15,67 @@ import torch
 from pixelplayer import dsp
 from pixelplayer.config import HOP, N_FFT
 
-__all__ = ["ContextWindow", "OverlapAdd", "TAIL"]
+__all__ = ["ContextWindow", "OverlapAdd"]
 
-TAIL = N_FFT - HOP  # 766: samples a frame still overlaps after the next frame starts
-_BLOCKS = -(-N_FFT // HOP)  # 4: a frame spans 4 hop-blocks (1024 >= 1022 samples)
-
-
-def _envelope(n_frames: int) -> np.ndarray:
-    """Sum of squared windows of `n_frames` consecutive frames, float64."""
-    return dsp.window_envelope(n_frames, dtype=torch.float64).numpy()
+def _envelope(n_frames: int, window: str) -> np.ndarray:
+    """Sum of analysis * synthesis windows of `n_frames` consecutive frames, float64."""
+    return dsp.window_envelope(n_frames, dtype=torch.float64, window=window).numpy()
 
 
 class OverlapAdd:
     """Streaming overlap-add of windowed time-domain frames at hop 256.
 
     Feed frames `(t, 1022)` (output of the separate graph or the windowed inverse DFT of
-    STFT frames); get the t*256 samples no later frame can touch any more, divided by the
-    window envelope. exact_edges=False divides by `dsp.steady_envelope()` everywhere, as if
-    the stream had zero-valued frames before and after it (right for a live stream whose
-    past is silence). exact_edges=True divides the first 766 and the flushed last 766
-    samples by the envelope of the frames that really exist, which makes the concatenated
+    STFT frames) synthesised with `window` (`pixelplayer.dsp.WINDOWS`); get the t*256
+    samples no later frame can touch any more, divided by the window envelope. Only the
+    last `dsp.synthesis_support(window)` samples of a frame are added (1022 for Hann, 512
+    for "asymmetric"), so output sample j is the sample at offset `lead` + j of the frames'
+    timeline (frame 0 starts at offset 0), lead = 1022 - support, and a fed frame's last
+    `tail_samples` = support - 256 samples wait for later frames.
+
+    exact_edges=False divides by `dsp.steady_envelope(window)` everywhere, as if the
+    stream had zero-valued frames before and after it (right for a live stream whose past
+    is silence). exact_edges=True divides the first and the flushed last `tail_samples`
+    by the envelope of the frames that really exist, which makes the concatenated Hann
     output equal `dsp.istft(real, imag, center=False)` everywhere (like it, the outermost
     ~100 samples divide by an envelope < 1e-2, the tails of Hann^2, and amplify rounding).
     """
 
-    def __init__(self, exact_edges: bool = False):
+    def __init__(self, exact_edges: bool = False, window: str = "hann"):
         self.exact_edges = bool(exact_edges)
-        self._steady = dsp.steady_envelope().double().numpy()
-        self._start_env = _envelope(_BLOCKS - 1)[:(_BLOCKS - 1) * HOP]
+        self.window = window
+        self.support = dsp.synthesis_support(window)
+        self.lead = N_FFT - self.support
+        self.tail_samples = self.support - HOP
+        self._blocks = -(-self.support // HOP)  # hop-blocks a frame's support spans
+        # The envelope is periodic in HOP counted from a frame's start; output block
+        # positions start `lead` samples into a frame.
+        self._steady = np.roll(dsp.steady_envelope(window).double().numpy(), -self.lead)
+        self._start_env = _envelope(self._blocks - 1, window)[
+            self.lead:self.lead + (self._blocks - 1) * HOP]
         self.reset()
 
     def reset(self) -> None:
-        # Contributions of past frames to the next 3 hop-blocks (only 766 can be non-zero).
-        self._tail = np.zeros((_BLOCKS - 1) * HOP)
+        # Contributions of past frames to the next hop-blocks (tail_samples can be non-zero).
+        self._tail = np.zeros((self._blocks - 1) * HOP)
         self.frames_in = 0
 
     def feed(self, frames) -> np.ndarray:
         """frames `(t, 1022)` windowed time-domain frames (t >= 0; frame i starts 256
         samples after frame i-1) -> the finished samples `(t*256,)` float32 at 11025 Hz."""
         frames = np.asarray(frames).reshape(-1, N_FFT)
-        t = len(frames)
+        t, nb = len(frames), self._blocks
         if t == 0:
             return np.zeros(0, np.float32)
-        # Frames padded to 4 whole hop-blocks: block q of frame i lands in output block i+q.
-        padded = np.zeros((t, _BLOCKS * HOP))
-        padded[:, :N_FFT] = frames
-        blocks = np.zeros((t + _BLOCKS - 1, HOP))
-        blocks[:_BLOCKS - 1] = self._tail.reshape(_BLOCKS - 1, HOP)
-        for q, part in enumerate(padded.reshape(t, _BLOCKS, HOP).transpose(1, 0, 2)):
+        # Supports padded to whole hop-blocks: block q of frame i lands in output block i+q.
+        padded = np.zeros((t, nb * HOP))
+        padded[:, :self.support] = frames[:, self.lead:]
+        blocks = np.zeros((t + nb - 1, HOP))
+        blocks[:nb - 1] = self._tail.reshape(nb - 1, HOP)
+        for q, part in enumerate(padded.reshape(t, nb, HOP).transpose(1, 0, 2)):
             blocks[q:q + t] += part
         out = blocks[:t] / self._steady
-        if self.exact_edges and self.frames_in < _BLOCKS - 1:
+        if self.exact_edges and self.frames_in < nb - 1:
             # The very first blocks miss the frames before frame 0: use the true envelope.
             start = self.frames_in * HOP
             n = min(t * HOP, len(self._start_env) - start)
@@ -76,17 +86,17 @@ class OverlapAdd:
         return out.reshape(-1).astype(np.float32)
 
     def flush(self) -> np.ndarray:
-        """The remaining samples `(766,)` float32 at 11025 Hz (the last frame's overhang),
-        then reset. Empty when no frame was fed."""
+        """The remaining samples `(tail_samples,)` float32 at 11025 Hz (the last frame's
+        overhang), then reset. Empty when no frame was fed."""
         if self.frames_in == 0:
             return np.zeros(0, np.float32)
-        tail = self._tail[:TAIL]
+        tail = self._tail[:self.tail_samples]
         if self.exact_edges:
-            env = _envelope(min(self.frames_in, _BLOCKS - 1))[-TAIL:]
+            env = _envelope(min(self.frames_in, self._blocks - 1), self.window)[-self.tail_samples:]
             out = tail / np.maximum(env, 1e-8)
         else:
-            # The tail starts on a hop boundary, so the periodic envelope lines up.
-            out = tail / np.resize(self._steady, TAIL)
+            # The tail starts on a hop-block boundary, so the periodic envelope lines up.
+            out = tail / np.resize(self._steady, self.tail_samples)
         self.reset()
         return out.astype(np.float32)
 

@@ -16,17 +16,20 @@ it and returns H windowed frames, context frames [C-L-H, C-L) (the newest L fram
 only look-ahead); they are overlap-added (`realtime.streaming.overlap.OverlapAdd`, steady envelope)
 and the H*256 samples no later frame can touch are emitted.
 
-Latency. After the chunk ending at input sample N (exclusive), the newest emitted frame is
-context frame C-L-1, which starts at N - 1022 - 256*L; samples before the start of the
-next frame (N - 1022 - 256*L + 256) are finished. Hence every output sample is its input
-sample delayed by exactly
+Latency. A frame's synthesis window spans its last `support` samples
+(`pixelplayer.dsp.synthesis_support`: 1022 for the Hann pair, 512 for the asymmetric
+one). After the chunk ending at input sample N (exclusive), the newest emitted frame is
+context frame C-L-1, which ends at N - 256*L; the next frame's span starts 256 samples
+later than this one's, so samples before N - 256*L - support + 256 are finished. Hence
+every output sample is its input sample delayed by exactly
 
-    latency_samples = N_FFT - HOP + 256*L = 766 + 256*L     (output stream offset)
+    latency_samples = support - 256 + 256*L     (output stream offset)
 
-e.g. C=128, H=8, L=0: 766 samples = 69.5 ms (C does not matter). Since input is handled
-in whole chunks, a live loop that plays each chunk as soon as it is computed adds one
-chunk: `total_latency_samples` = 766 + 256*L + 256*H (C=128, H=8, L=0: 2814 samples =
-255.2 ms), plus compute time and the sound card's buffers.
+Hann: 766 + 256*L (69.5 ms at L=0); asymmetric: 256 + 256*L (23.2 ms at L=0); C does not
+matter. Since input is handled in whole chunks, a live loop that plays each chunk as soon
+as it is computed adds one chunk: `total_latency_samples` = latency_samples + 256*H (the
+defaults' figures are in docs/BENCHMARKS.md), plus compute time and the sound card's
+buffers.
 
 Start-up: the past before the first sample is silence (the window starts as zeros): the
 first `latency_samples` output samples are zeros and the first chunks are separated from
@@ -35,8 +38,8 @@ a window that is partly zeros.
 Sources. The output follows one source: the mixture (bypass, no selection, or no visual
 features yet: until the first `set_visual()` the separator passes the mixture through
 with the same latency) or one feature cell. A change of source is crossfaded (see
-`_gains`); a newly selected cell first needs 766 samples of its own overlap-add history,
-so its fade starts 766 samples into the first chunk computed for it.
+`_gains`); a newly selected cell first needs `support` - 256 samples of its own
+overlap-add history, so its fade starts that far into the first chunk computed for it.
 """
 from __future__ import annotations
 
@@ -44,10 +47,11 @@ import numpy as np
 
 from engines.base import EngineSpec, check_compatible, to_numpy
 from engines.graphs import select_cells
-from pixelplayer.config import CLICK_POOL, HOP, N_FFT, SAMPLE_RATE
+from pixelplayer import dsp
+from pixelplayer.config import CLICK_POOL, HOP, SAMPLE_RATE
 
 from realtime.streaming.heatmap import HeatAverage
-from realtime.streaming.overlap import TAIL, ContextWindow, OverlapAdd
+from realtime.streaming.overlap import ContextWindow, OverlapAdd
 from realtime.streaming.selection import Selection, cell_center
 from realtime.streaming.vision import VisualState
 
@@ -57,8 +61,10 @@ MIX = None  # the source id of the unprocessed mixture; cells are ints row*w + c
 
 
 def algorithmic_latency(spec: EngineSpec) -> int:
-    """Output offset in samples of a streaming separator built for `spec`: 766 + 256*L."""
-    return N_FFT - HOP + HOP * spec.lookahead
+    """Output offset in samples of a streaming separator built for `spec`:
+    support - 256 + 256*L, support = `dsp.synthesis_support(spec.window)` (Hann: 766 +
+    256*L; asymmetric: 256 + 256*L)."""
+    return dsp.synthesis_support(spec.window) - HOP + HOP * spec.lookahead
 
 
 class StreamingSeparator:
@@ -94,7 +100,7 @@ class StreamingSeparator:
         self.bypass = False  # 'm' key: hear the mixture (same latency), keep the selection
         self._visual: VisualState | None = None
         self._window = ContextWindow(self.context_samples)
-        self._olas = (OverlapAdd(), OverlapAdd())
+        self._olas = (OverlapAdd(window=spec.window), OverlapAdd(window=spec.window))
         self.reset()
 
     # ---- units ------------------------------------------------------------------------
@@ -104,7 +110,7 @@ class StreamingSeparator:
 
     @property
     def latency_ms(self) -> float:
-        """`latency_samples` in ms: output offset of the stream (766 + 256*L samples)."""
+        """`latency_samples` in ms: output offset of the stream (support - 256 + 256*L)."""
         return self._ms(self.latency_samples)
 
     @property
@@ -270,7 +276,7 @@ class StreamingSeparator:
             self._slots.pop(self._active, None)
             self._active = desired
             return
-        warm = TAIL if desired is not MIX else 0
+        warm = self._olas[0].tail_samples if desired is not MIX else 0
         self._fade = (desired, self._out_pos + warm)
 
     def _separate(self, window, visual: VisualState, cells):

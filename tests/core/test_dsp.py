@@ -47,6 +47,32 @@ def test_steady_envelope_is_the_interior_envelope():
     assert torch.allclose(seg, expect, atol=1e-6)
 
 
+def test_asymmetric_pair_reconstructs_perfectly(noise):
+    """analysis * synthesis shifted by every hop sums to exactly 1, and a signal framed
+    with the analysis window, inverse-transformed and overlap-added with the synthesis
+    window comes back unchanged (no envelope to divide by)."""
+    analysis, synthesis = dsp.window_pair("asymmetric")
+    assert analysis.shape == synthesis.shape == (N_FFT,)
+    support = dsp.synthesis_support("asymmetric")
+    assert support == 2 * HOP and not synthesis[:N_FFT - support].any()
+    assert analysis[:N_FFT - support].min() >= 0 and (analysis[1:] > 0).all()
+    np.testing.assert_allclose(dsp.steady_envelope("asymmetric").numpy(), 1.0, atol=1e-6)
+    kernel_a, kernel_s = dsp.dft_bases("asymmetric")
+    spec = F.conv1d(noise.unsqueeze(1), kernel_a, stride=HOP)
+    y = F.conv_transpose1d(spec, kernel_s, stride=HOP).squeeze(1)
+    interior = slice(N_FFT, y.shape[-1] - N_FFT)
+    assert (y[:, interior] - noise[:, :y.shape[-1]][:, interior]).abs().max() < 1e-5
+    # The analysis spectrum is a different one from Hann's (same bins, other window).
+    hann = F.conv1d(noise.unsqueeze(1), dsp.dft_bases()[0], stride=HOP)
+    assert (spec - hann).abs().max() > 0.1 * hann.abs().max()
+
+
+def test_window_kinds_are_checked():
+    assert dsp.synthesis_support("hann") == N_FFT
+    with pytest.raises(ValueError, match="window must be one of hann, asymmetric"):
+        dsp.window_pair("rectangular")
+
+
 def _grid_sample_rows(spec, rows_y):
     """Reference construction: grid_sample with align_corners=True on a (1,1,F,T) image.
 

@@ -51,6 +51,24 @@ def test_dynamo_exporter_separate_graph(model):
     assert errors["frames_out"] < 1e-4
 
 
+def test_asymmetric_window_exports_with_parity(model):
+    """The low-latency synthesis window is part of the exported graph: the ONNX graph
+    matches torch, and differs from the Hann graph's frames (the window is really in it)."""
+    import dataclasses
+
+    spec = dataclasses.replace(SPEC, window="asymmetric")
+    _, separate = onnx_convert.build_graphs(model, spec)
+    proto = onnx_convert.export_graph(separate, onnx_convert.example_inputs("separate", 8, spec),
+                                     "separate", 17, "legacy")
+    inputs = onnx_convert.parity_inputs("separate", 8, spec)
+    assert onnx_convert.parity(proto, separate, inputs)["frames_out"] < 1e-4
+    _, hann = onnx_convert.build_graphs(model, SPEC)
+    frames, _ = separate(*onnx_convert.example_inputs("separate", 8, spec))
+    ref, _ = hann(*onnx_convert.example_inputs("separate", 8, SPEC))
+    assert not frames[..., :510].abs().max() > 0  # zero before the synthesis span
+    assert (frames - ref).abs().max() > 0.1 * ref.abs().max()
+
+
 def test_opset_20_refused(model):
     vision, _ = onnx_convert.build_graphs(model, SPEC)
     with pytest.raises(ExportError, match="17..19"):

@@ -40,7 +40,7 @@ def test_istft_any_chunking_equals_offline(exact):
     t = real.shape[-1]
     ref = dsp.istft(real, imag, center=False)[0].numpy()
     stream = OverlapAdd(exact_edges=exact)
-    _, synthesis = dsp._bases(N_FFT)
+    _, synthesis = dsp.dft_bases()
     frames = (torch.cat([real[0], imag[0]]).T @ synthesis[:, 0]).numpy()  # windowed inverse DFT
     rng = np.random.default_rng(6)
     outs = []
@@ -70,6 +70,36 @@ def test_overlap_add_of_separate_graph_style_frames():
     got = np.concatenate([ola.feed(frames[:7].numpy()), ola.feed(frames[7:].numpy()),
                           ola.flush()])
     _close(got, ref)
+
+
+def test_asymmetric_overlap_add_any_chunking_equals_offline():
+    """The asymmetric pair: streaming output j is offline sample lead + j of the frames'
+    timeline, for any chunking; a fed frame leaves only 256 samples unfinished."""
+    from engines.graphs import overlap_add_frames
+
+    frames = torch.randn(30, N_FFT) * torch.from_numpy(dsp.window_pair("asymmetric")[1]).float()
+    ola = OverlapAdd(window="asymmetric")
+    assert (ola.support, ola.lead, ola.tail_samples) == (2 * HOP, N_FFT - 2 * HOP, HOP)
+    outs, rng = [], np.random.default_rng(7)
+    for a, b in _frame_chunks(30, rng):
+        out = ola.feed(frames[a:b].numpy())
+        assert out.shape == ((b - a) * HOP,)
+        outs.append(out)
+    got = np.concatenate(outs + [ola.flush()])
+    ref = overlap_add_frames(frames).numpy()[ola.lead:]  # envelope: ones
+    _close(got, ref)
+
+
+def test_asymmetric_stft_round_trip_through_the_stream():
+    """Analysis frames of a signal -> synthesis -> streaming OLA = the signal, `lead`
+    samples late, once every overlapping frame exists."""
+    x = np.random.default_rng(3).standard_normal(40 * HOP + N_FFT).astype(np.float32)
+    kernel_a, synthesis = dsp.dft_bases("asymmetric")
+    spec = torch.nn.functional.conv1d(torch.from_numpy(x)[None, None], kernel_a, stride=HOP)[0]
+    frames = (spec.T @ synthesis[:, 0]).numpy()
+    ola = OverlapAdd(window="asymmetric")
+    got = np.concatenate([ola.feed(frames[:11]), ola.feed(frames[11:])])
+    _close(got[HOP:], x[ola.lead + HOP:ola.lead + len(got)], tol=1e-4)
 
 
 def _history_window(history, size):

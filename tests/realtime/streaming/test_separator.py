@@ -48,10 +48,10 @@ def model():
     return _model()
 
 
-def _engine(model, c=32, h=8, la=0, max_pixels=4, mirror=False):
+def _engine(model, c=32, h=8, la=0, max_pixels=4, mirror=False, window="hann"):
     # mirror=False: the whole-clip test compares with plain offline separation.
     spec = EngineSpec(context_frames=c, hop_frames=h, lookahead=la, max_pixels=max_pixels,
-                      fp16=False, mirror=mirror)
+                      fp16=False, mirror=mirror, window=window)
     return TorchEngine(model, spec, "cpu")
 
 
@@ -86,11 +86,13 @@ def _close(got, ref, rel=1e-4):
     np.testing.assert_allclose(got, ref, rtol=0, atol=rel * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("c,h,la,mirror", [(32, 8, 0, False), (32, 4, 3, False), (32, 4, 0, True)])
-def test_stream_equals_graph_on_same_windows(model, c, h, la, mirror):
+@pytest.mark.parametrize("c,h,la,mirror,window", [
+    (32, 8, 0, False, "hann"), (32, 4, 3, False, "hann"), (32, 4, 0, True, "hann"),
+    (32, 3, 1, True, "asymmetric")])
+def test_stream_equals_graph_on_same_windows(model, c, h, la, mirror, window):
     """Reference: the separate graph on each context window of the zero-prefixed input,
     all output frames overlap-added at hop 256 and divided by the steady envelope."""
-    engine = _engine(model, c, h, la, mirror=mirror)
+    engine = _engine(model, c, h, la, mirror=mirror, window=window)
     sep = _separator(engine)
     x = _noise(3 * sep.chunk_samples + 123)
     y = _run(sep, x, sizes=[1000, 3, 4097])
@@ -98,13 +100,14 @@ def test_stream_equals_graph_on_same_windows(model, c, h, la, mirror):
     xp = np.concatenate([np.zeros(s - chunk, np.float32), x, np.zeros(len(y), np.float32)])
     frames, ema = [], None
     for n in range(len(y) // chunk):
-        window = xp[n * chunk:n * chunk + s][None]
-        out, heat = engine.separate(window, select_cells(FEATS, [[CELL_A]]), FEATS)
+        context = xp[n * chunk:n * chunk + s][None]
+        out, heat = engine.separate(context, select_cells(FEATS, [[CELL_A]]), FEATS)
         frames.append(out[0, 0])
         heat = heat.reshape(14, 14)  # the heatmap is a running average of chunk energies
         ema = heat if ema is None else sep.heat.keep * ema + (1 - sep.heat.keep) * heat
-    ref = overlap_add_frames(torch.from_numpy(np.concatenate(frames))).numpy()
-    ref = ref[:len(y)] / np.resize(dsp.steady_envelope().numpy(), len(y))
+    lead = N_FFT - dsp.synthesis_support(window)
+    ref = overlap_add_frames(torch.from_numpy(np.concatenate(frames))).numpy()[lead:]
+    ref = ref[:len(y)] / np.resize(np.roll(dsp.steady_envelope(window).numpy(), -lead), len(y))
     _close(y, ref)
     assert np.abs(y).max() > 0.01
     np.testing.assert_allclose(sep.heat.raw, ema, rtol=1e-5)
@@ -142,13 +145,15 @@ def test_any_feed_sizes_give_identical_output(model):
     np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-7)
 
 
-@pytest.mark.parametrize("c,h,la", [(32, 8, 0), (64, 4, 3)])
-def test_impulse_measures_latency(c, h, la):
-    engine = _engine(_model(bias=50.0), c, h, la)  # mask == 1: perfect reconstruction
-    x = np.zeros(3 * h * HOP + 100, np.float32)
-    where = 2 * h * HOP + 33
+@pytest.mark.parametrize("c,h,la,window,delay", [
+    (32, 8, 0, "hann", 766), (64, 4, 3, "hann", 766 + 3 * 256),
+    (32, 3, 0, "asymmetric", 256), (32, 1, 2, "asymmetric", 256 + 2 * 256)])
+def test_impulse_measures_latency(c, h, la, window, delay):
+    # mask == 1: perfect reconstruction, so the impulse comes out `delay` samples late.
+    engine = _engine(_model(bias=50.0), c, h, la, window=window)
+    x = np.zeros(3 * h * HOP + 2000, np.float32)
+    where = 2 * h * HOP + 1033
     x[where] = 1.0
-    delay = N_FFT - HOP + HOP * la
     sep = _separator(engine)
     assert sep.latency_samples == delay == algorithmic_latency(engine.spec)
     y = _run(sep, x, sizes=[100, 999])
