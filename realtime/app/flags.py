@@ -97,6 +97,9 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
                    help="seconds between statistics lines (0: never)")
     g.add_argument("--record-dir", default="recordings", metavar="DIR",
                    help="where the r key saves recordings (default ./recordings)")
+    g.add_argument("--av-sync", default="on", choices=("on", "off"),
+                   help="on (default): the window shows the picture as late as the isolated "
+                        "sound is heard, so both match; off: the newest camera frame")
     g.add_argument("--visual-hz", type=float, default=2.0, metavar="HZ",
                    help="vision updates per second (default 2: features pool frames "
                    "spread over the last 3 s, so more updates add cost, not information)")

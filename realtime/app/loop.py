@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from realtime.app.sync import DelayedFrames, audio_delay_s
 from realtime.app.view import annotate
 from realtime.io.recordings import RecordingSwitch
 
@@ -44,12 +45,15 @@ class MainLoop:
         record_dir: where the r key puts recordings.
         log: callable(str) for stats lines; log_every: seconds between them.
         fps: frame rate of recordings.
+        av_sync: the window shows the camera frame captured one audio latency ago
+            (`realtime.app.sync`), so picture and isolated sound match; False: the
+            newest frame. Recordings and --save-video keep the newest frame either way.
     Keys: h heatmap, m bypass, r record, space freeze, q/Esc quit.
     """
 
     def __init__(self, pipeline, window=None, video=None,
                  record_dir: str = "recordings", log=print, log_every: float = 5.0,
-                 fps: float = 25.0) -> None:
+                 fps: float = 25.0, av_sync: bool = True) -> None:
         self.p, self.window, self.video = pipeline, window, video
         self.record_dir, self.log, self.log_every, self.fps = record_dir, log, log_every, fps
         self.show_heatmap = True
@@ -57,7 +61,13 @@ class MainLoop:
         self.rec = RecordingSwitch(record_dir, fps, int(getattr(pipeline.sep, "latency_samples", 0)),
                                    pipeline.writer, log)
         pipeline.sinks.append(self.rec)
+        self.av_sync = bool(av_sync)
+        self.delayed = DelayedFrames()
+        self.av_delay_s = 0.0         # the delay the window's picture is shown with
         self._last_index = -1
+        self._last_shown = -1
+        self._shown_item = None
+        self._show_s = 0.0            # running mean of render + show time (s)
         self._last_draw = 0.0
         self._next_log = time.monotonic() + log_every
         self._camera_lost = False
@@ -77,7 +87,7 @@ class MainLoop:
                 if self.p.finished.is_set() and not (offline and not self.p.frame_queue.empty()):
                     return "ended"
                 item = self.p.next_frame(0.05) if offline else self._current_frame()
-                self._draw(item)
+                self._draw(item, item if offline else self._synced(item))
                 if self._handle_input():
                     return "quit"
                 self._maybe_log()
@@ -87,13 +97,24 @@ class MainLoop:
     def _current_frame(self):
         return self.frozen if self.frozen is not None else self.p.latest_frame()
 
-    def _draw(self, item) -> None:
+    def _synced(self, item):
+        """The frame the window shows: captured one audio latency ago (av_sync)."""
+        if not self.av_sync or self.window is None or self.frozen is not None:
+            return item
+        self.delayed.push(item)
+        self.av_delay_s = audio_delay_s(self.p)
+        # The frame picked now reaches the screen after rendering and showing it.
+        return self.delayed.at(time.monotonic() + self._show_s - self.av_delay_s) or item
+
+    def _draw(self, item, shown) -> None:
+        """Show `shown` in the window; record `item` (the newest frame) in the video."""
         now = time.monotonic()
         if self.window is None and self.video is None and self.rec.current is None:
             time.sleep(0.01)              # nobody looks: draw nothing
             return
         new = item is not None and item[2] != self._last_index
-        if not new and now - self._last_draw < 0.25:
+        new_shown = shown is not None and shown[2] != self._last_shown
+        if not (new or new_shown) and now - self._last_draw < 0.25:
             if self.window is None:
                 time.sleep(0.005)
             return
@@ -101,7 +122,11 @@ class MainLoop:
         img = self.render(frame)
         self._last_draw = now
         if self.window is not None:
-            self.window.show(img)
+            self._last_shown = shown[2] if shown is not None else -1
+            self._shown_item = shown
+            t0 = time.monotonic()
+            self.window.show(img if shown is item else self.render(shown[0]))
+            self._show_s += 0.1 * (time.monotonic() - t0 + (t0 - now) - self._show_s)
         if new:
             self._last_index = item[2]
             t = item[1] if self.p.frame_queue is not None else now
@@ -116,7 +141,8 @@ class MainLoop:
         lines = [f"latency {snap['latency_ms']:.0f} ms  RTF {snap['rtf']:.2f}  "
                  f"dropped {snap['dropped_blocks']} blk  xruns {snap['overflows']}/{snap['underflows']}"
                  + (f"  margin {snap['margin_ms']:.0f} ms +{snap['margin_grows']}/-{snap['margin_shrinks']}"
-                    if snap["margin_ms"] else "")]
+                    if snap["margin_ms"] else "")
+                 + (f"  A/V -{1000 * self.av_delay_s:.0f} ms" if self.av_delay_s else "")]
         sel = "auto (loudest)" if view.auto else (
             f"({view.selected[0]:.2f}, {view.selected[1]:.2f})" if view.selected else "none (click)")
         lines.append(f"isolating {sel}  h:heat m:mix r:rec spc:freeze q:quit")
@@ -147,7 +173,8 @@ class MainLoop:
         elif key == ord("r"):
             self.rec.toggle()
         elif key == ord(" "):
-            self.frozen = None if self.frozen is not None else self.p.latest_frame()
+            self.frozen = None if self.frozen is not None else \
+                (self._shown_item or self.p.latest_frame())
             self.p.command("freeze", self.frozen is not None)
         return False
 

@@ -196,7 +196,8 @@ class Session:
         if video is None and args.save_video:
             video = VideoWriter(args.save_video, fps, realtime=not offline)
         self.video, self.window, self.out = video, window, args.out
-        self.loop = MainLoop(self.pipeline, window, video, args.record_dir, log, args.log_every, fps)
+        self.loop = MainLoop(self.pipeline, window, video, args.record_dir, log, args.log_every, fps,
+                             av_sync=args.av_sync == "on")
 
     def start(self) -> None:
         self.pipeline.start()

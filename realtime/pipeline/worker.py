@@ -153,12 +153,14 @@ class Pipeline:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "Pipeline":
-        """Start camera, microphone, speaker and the worker thread.
+        """Start speaker, camera, microphone and the worker thread.
         Raises DeviceError / CameraError from the devices."""
-        if self.camera is not None:
-            self.camera.start()
+        # Camera and microphone last and back to back: a video file and a sound file then
+        # start their clocks within a millisecond, as a camera and a microphone capture.
         if self.speaker is not None:
             self.speaker.start()
+        if self.camera is not None:
+            self.camera.start()
         self.mic.start()
         self.t_start = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="separation-worker", daemon=True)
