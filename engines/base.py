@@ -60,7 +60,8 @@ class EngineSpec:
     """The streaming contract: fixed shapes of the separate graph and the limits engines
     are built for. Its defaults are the live app's defaults (realtime-sep and
     export-engine both start from them; docs/BENCHMARKS.md has the measurements behind
-    them): 3 s of context, 3 frames per step plus 1 of look-ahead, the context mirrored.
+    them): 3 s of context, 3 frames per step plus 1 of look-ahead, the context mirrored,
+    the asymmetric synthesis window.
 
     context_frames C: STFT frames the U-Net sees per call (multiple of 2**audio_depth).
     hop_frames H: STFT frames produced per call (H * 256 samples of new audio).
@@ -88,7 +89,7 @@ class EngineSpec:
     image_size: int = FRAME_SIZE
     mirror: bool = True
     max_image_side: int = 2 * FRAME_SIZE
-    window: str = "hann"
+    window: str = "asymmetric"
 
     def __post_init__(self) -> None:
         if self.hop_frames < 1 or self.lookahead < 0:
