@@ -47,6 +47,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=600.0, help="soak length after warm-up (s)")
     p.add_argument("--warmup", type=float, default=10.0, help="seconds left out of the counters")
     p.add_argument("--every", type=float, default=30.0, help="sampling interval (s)")
+    p.add_argument("--blocksize", type=int, default=None,
+                   help="device frames per callback (default ~5 ms, as realtime-sep)")
+    p.add_argument("--jitter-ms", type=float, default=None,
+                   help="starting jitter margin (ms; default realtime-sep's; it adapts)")
     p.add_argument("--markdown", type=Path, help="also write the tables to this file")
     return p
 
@@ -70,7 +74,7 @@ def soak(server, engine, spec, scene_dir: str, meta: dict, args) -> tuple[list[d
     mixture = sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")[0]
     player = server.play(np.tile(mixture, int(np.ceil((total + 10) * RATE / mixture.size))), RATE)
     time.sleep(0.5)
-    session = _session(engine, spec, scene_dir, meta, total, False, None, 30.0)
+    session = _session(engine, spec, scene_dir, meta, total, False, args.blocksize, args.jitter_ms)
     p, samples, stop, recs = session.pipeline, [], threading.Event(), []
     t0 = time.monotonic()
 
