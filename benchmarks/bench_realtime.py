@@ -10,7 +10,7 @@ showing it) on a generated guitar + violin duet:
 * a private PulseAudio server with null sinks mic_sink / spk_sink is started (tests/
   fixtures_services.py); the duet mixture is played into mic_sink (pacat, looped), the
   app captures mic_sink.monitor and plays into spk_sink, opened as realtime-sep opens
-  them (11025 Hz on PulseAudio devices, ~5 ms callbacks);
+  them (11025 Hz on PulseAudio devices, ~11 ms callbacks);
 * mic-to-speaker latency: mic_sink.monitor and spk_sink.monitor are recorded at the
   same time (two parec) and cross-correlated in 2 s pieces (median lag): once in
   bypass (output = input, the pure pipeline delay) and once while separating;
@@ -54,7 +54,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter-ms", type=float, default=None,
                    help="starting jitter margin (ms; default realtime-sep's; it adapts)")
     p.add_argument("--blocksize", type=int, default=None,
-                   help="device frames per callback (default ~5 ms, as realtime-sep)")
+                   help="device frames per callback (default ~11 ms, as realtime-sep)")
     p.add_argument("--markdown", type=Path, help="also write the table to this file")
     return p
 

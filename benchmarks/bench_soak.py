@@ -48,7 +48,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=10.0, help="seconds left out of the counters")
     p.add_argument("--every", type=float, default=30.0, help="sampling interval (s)")
     p.add_argument("--blocksize", type=int, default=None,
-                   help="device frames per callback (default ~5 ms, as realtime-sep)")
+                   help="device frames per callback (default ~11 ms, as realtime-sep)")
     p.add_argument("--jitter-ms", type=float, default=None,
                    help="starting jitter margin (ms; default realtime-sep's; it adapts)")
     p.add_argument("--markdown", type=Path, help="also write the tables to this file")
