@@ -44,6 +44,10 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
     """Entry point of `realtime-sep`; returns the exit code."""
     parser = get_parser()
@@ -52,6 +56,8 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:          # --help (0) or a usage error (2)
         return int(exc.code or 0)
+    import signal
+
     from pixelplayer.errors import first_line
     from realtime.app.checks import UsageError, check_args
     from realtime.app.inputs import list_devices
@@ -59,6 +65,9 @@ def main(argv=None) -> int:
     from realtime.io.camera import CameraError
     from realtime.io.devices import DeviceError
 
+    # Until the session installs its own handlers, SIGTERM unwinds like an exception, so
+    # what was set up (a virtual microphone, temporary files) is removed at exit.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.list_devices:
             print(list_devices())

@@ -24,8 +24,10 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mic", default=None, metavar="default|INDEX|NAME|FILE.wav",
                    help="microphone: PortAudio device or a sound file (default: the video's "
                         "own sound track when --camera is a video file, else 'default')")
-    g.add_argument("--speaker", default="default", metavar="default|INDEX|NAME|none",
-                   help="where the isolated sound plays; 'none' for no playback")
+    g.add_argument("--speaker", default="default", metavar="default|INDEX|NAME|virtual[:NAME]|none",
+                   help="where the isolated sound plays; 'none' for no playback; 'virtual' "
+                        "creates a microphone named PixelPlayer (or NAME) that OBS, browsers "
+                        "and DAWs can record from (PulseAudio/PipeWire; removed on exit)")
     g.add_argument("--blocksize", type=int, default=None, metavar="FRAMES",
                    help=f"audio device frames per callback, {BLOCKSIZE[0]}-{BLOCKSIZE[1]} "
                         "(default: ~11 ms, 128 at 11025 Hz, 512 at 44.1/48 kHz; docs/BENCHMARKS.md "

@@ -88,15 +88,34 @@ def open_microphone(spec: str, blocksize: int | None = None):
 
 def open_speaker(spec: str, blocksize: int | None = None, margin_ms: float | None = None):
     """A `SpeakerStream` (not started) for a device spec or PulseAudio sink name, whose
-    adaptive jitter margin starts at `margin_ms` (None: the policy's default)."""
+    adaptive jitter margin starts at `margin_ms` (None: the policy's default).
+
+    'virtual' / 'virtual:NAME' creates a virtual microphone (`realtime.io.virtual_mic`)
+    and plays into it; it is removed when the stream stops, or at exit."""
+    import atexit
+
     from realtime.io.audio_devices import SpeakerStream
     from realtime.io.jitter import JitterPolicy
+    from realtime.io.virtual_mic import VirtualMicrophone, parse_virtual
 
-    dev = _audio_device(spec, "output")
-    rate = _native_rate(dev, "output")
+    name, virtual = parse_virtual(spec), None
+    if name is not None:
+        virtual = VirtualMicrophone(name)
+        spec = virtual.create()
+        atexit.register(virtual.remove)
+    try:
+        dev = _audio_device(spec, "output")
+        rate = _native_rate(dev, "output")
+    except Exception:
+        if virtual is not None:
+            virtual.remove()
+        raise
     policy = JitterPolicy() if margin_ms is None else JitterPolicy().with_start(margin_ms)
-    return SpeakerStream(dev, blocksize=_blocksize(blocksize, rate), prefill_s=0.02,
-                         samplerate=rate, margin=policy)
+    stream = SpeakerStream(dev, blocksize=_blocksize(blocksize, rate), prefill_s=0.02,
+                           samplerate=rate, margin=policy)
+    if virtual is not None:
+        stream.on_stop.append(virtual.remove)
+    return stream
 
 
 def _blocksize(frames, rate) -> int:

@@ -63,6 +63,7 @@ class _DeviceStream:
         self._ring: RingBuffer | None = None
         self._flags = 0
         self._samples = 0
+        self.on_stop: list = []  # callables run after the stream closes (e.g. cleanup)
 
     def _configure(self) -> None:
         """Pick device, rate and channels; allocate every buffer the callback uses."""
@@ -131,13 +132,17 @@ class _DeviceStream:
         return self._stream is not None and self._stream.active
 
     def stop(self) -> None:
-        """Stop and close the device stream (idempotent)."""
+        """Stop and close the device stream, then run `on_stop` (idempotent)."""
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-            finally:
-                stream.close()
+        try:
+            if stream is not None:
+                try:
+                    stream.stop()
+                finally:
+                    stream.close()
+        finally:
+            for callback in self.on_stop:
+                callback()
 
     close = stop
 
