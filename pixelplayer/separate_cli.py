@@ -102,8 +102,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("video", type=Path, help="video file (its picture selects the source)")
     p.add_argument("--audio", type=Path, help="mixture audio (any rate, mono or stereo); "
                    "default: the video's own sound track")
-    p.add_argument("--select", type=point_arg, help="X,Y pixel in the video's own "
-                   "coordinates; default: the loudest cell of the sound heatmap")
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--select", type=point_arg, action="append", metavar="X,Y",
+                      help="X,Y pixel in the video's own coordinates; give it again for "
+                           "several players (their sounds together); default: the loudest "
+                           "cell of the sound heatmap")
+    pick.add_argument("--remove", type=point_arg, action="append", metavar="X,Y",
+                      help="write the mixture without the player(s) at X,Y (music minus one)")
     p.add_argument("--out", type=Path, required=True,
                    help="output sound file (.wav, .flac or .ogg, by the extension)")
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
@@ -146,27 +151,34 @@ def main(argv: list[str] | None = None) -> int:
         check_args(args)  # inputs are read before the model loads: a bad one costs nothing
         mix = read_audio(args.audio) if args.audio else video_audio(args.video)
         frames, (width, height) = read_frames(args.video)
-        if args.select is not None and not (0 <= args.select[0] < width and 0 <= args.select[1] < height):
-            raise InputError(f"--select {args.select[0]:g},{args.select[1]:g} lies outside the "
-                             f"{width}x{height} picture")
+        flag, points = ("--remove", args.remove) if args.remove else ("--select", args.select)
+        for px, py in points or ():
+            if not (0 <= px < width and 0 <= py < height):
+                raise InputError(f"{flag} {px:g},{py:g} lies outside the {width}x{height} picture")
         model = load(args.model, map_location=args.device)
         x = frames_tensor(frames).to(args.device)
         grid_h, grid_w = x.shape[-2] // 16, x.shape[-1] // 16
         cells = None
-        if args.select is not None:
-            cells = torch.tensor([[pixel_to_cell(*args.select, width, height, grid_w, grid_h)]])
+        if points:
+            cells = torch.tensor([[pixel_to_cell(px, py, width, height, grid_w, grid_h)
+                                   for px, py in points]])
         sound, heat = separate_by_pixels(model, x, torch.from_numpy(mix)[None].to(args.device),
                                          None if cells is None else cells.to(args.device),
                                          pool=args.pool)
+        # Several players: their sounds added; --remove: the mixture less them (the same
+        # as the complementary mask, 1 - m, on the mixture's spectrum).
+        out = sound[0].sum(dim=0).cpu().numpy()
+        if args.remove:
+            out = mix[:out.size] - out
         fmt = audio_format(args.out)
-        sf.write(str(args.out), sound[0, 0].cpu().numpy(), SAMPLE_RATE, format=fmt,
-                 subtype=AUDIO_SUBTYPES[fmt])
+        sf.write(str(args.out), out, SAMPLE_RATE, format=fmt, subtype=AUDIO_SUBTYPES[fmt])
     except (InputError, CheckpointError, OSError) as exc:
         print(f"pixelplayer-separate: error: {first_line(exc)}", file=sys.stderr)
         return 2
-    cell = int(cells[0, 0]) if cells is not None else int(heat[0].flatten().argmax())
-    print(f"wrote {args.out} ({mix.size / SAMPLE_RATE:.1f} s, cell {divmod(cell, grid_w)} "
-          f"of a {grid_h}x{grid_w} grid)")
+    chosen = cells[0].tolist() if cells is not None else [int(heat[0].flatten().argmax())]
+    what = "without" if args.remove else "cell" if len(chosen) == 1 else "cells"
+    print(f"wrote {args.out} ({mix.size / SAMPLE_RATE:.1f} s, {what} "
+          f"{', '.join(str(divmod(c, grid_w)) for c in chosen)} of a {grid_h}x{grid_w} grid)")
     return 0
 
 

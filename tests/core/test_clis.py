@@ -46,6 +46,40 @@ def test_separate_follows_the_selected_player(scene_dir, tmp_path):
 
 
 @needs_fluidsynth
+def test_separate_several_players_and_remove_a_player(scene_dir, tmp_path):
+    meta = json.loads((scene_dir / "scene.json").read_text())
+    sources = sorted(scene_dir.glob("source_*.wav"))
+    (x0, y0), (x1, y1) = (p["centre"] for p in meta["players"])
+    video, mix = str(scene_dir / "video.mp4"), str(scene_dir / "mixture.wav")
+
+    def run(*flags):
+        out = tmp_path / f"o{len(list(tmp_path.iterdir()))}.wav"
+        assert separate_cli.main([video, "--audio", mix, *flags, "--out", str(out)]) == 0
+        return sf.read(out)[0]
+
+    one, two = run("--select", f"{x0},{y0}"), run("--select", f"{x1},{y1}")
+    both = run("--select", f"{x0},{y0}", "--select", f"{x1},{y1}")
+    np.testing.assert_allclose(both, one + two, atol=1e-4)
+    without = run("--remove", f"{x0},{y0}")
+    mixture = sf.read(mix)[0]
+    assert without.size == mixture.size
+    np.testing.assert_allclose(without, mixture - one, atol=1e-4)
+    own, other = (sf.read(s)[0][:without.size] for s in sources)
+    corr = lambda a, b: abs(np.dot(a, b)) / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+    assert corr(without, other) > corr(without, own) + 0.2  # music minus player 0
+
+
+def test_separate_select_and_remove_are_checked(tmp_path, capsys):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_:
+        separate_cli.main([str(video), "--select", "1,1", "--remove", "2,2",
+                           "--out", str(tmp_path / "o.wav")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "not allowed with argument" in err[0]
+
+
+@needs_fluidsynth
 def test_separate_reads_the_video_sound_track(scene_dir, tmp_path):
     out = tmp_path / "auto.wav"
     assert separate_cli.main([str(scene_dir / "video.mp4"), "--out", str(out)]) == 0
