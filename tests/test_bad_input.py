@@ -57,6 +57,11 @@ CASES = [
      "--jitter-ms must be within 0..1000", [], ["T/a.wav"]),
     ("rt", ["--camera", "V", "--mic", "W", *RT, "--blocksize=-5", "--out", "T/a.wav"], USAGE,
      "--blocksize must be within 16..8192", [], ["T/a.wav"]),
+    ("rt", ["--camera", "V", "--mic", "W", *RT, "--select", "5,5", "--remove", "9,9",
+            "--out", "T/a.wav"], USAGE, "--select and --remove both pick the player", [],
+     ["T/a.wav"]),
+    ("rt", ["--camera", "V", "--mic", "W", *RT, "--remove", "99999,5", "--out", "T/a.wav"],
+     USAGE, "--remove 99999,5 lies outside", [], ["T/a.wav"]),
     # 9
     ("rt", ["--camera", "V", "--mic", "W", *RT, "--select", "99999,5", "--out", "T/a.wav"],
      USAGE, "--select 99999,5 lies outside the 448x224 picture", [], ["T/a.wav"]),

@@ -43,6 +43,8 @@ def check_args(args) -> None:
     for flag, value in (("--context", args.context), ("--hop-frames", args.hop_frames)):
         _at_least(flag, value, 1)
     _at_least("--lookahead", args.lookahead, 0)
+    if args.select is not None and args.remove is not None:
+        raise UsageError("--select and --remove both pick the player: give one of them")
     try:
         if args.out:
             check_audio_output(args.out, "--out")
@@ -56,12 +58,12 @@ def check_args(args) -> None:
         raise UsageError(str(exc)) from None
 
 
-def check_select(select, size) -> None:
+def check_select(select, size, flag: str = "--select") -> None:
     """--select X,Y must lie inside the camera's picture of `size` (W, H) pixels (None:
     not known before frames arrive, and then the point is clamped)."""
     if not isinstance(select, tuple) or size is None:
         return
     (x, y), (w, h) = select, size
     if not (0 <= x < w and 0 <= y < h):
-        raise UsageError(f"--select {x:g},{y:g} lies outside the {w}x{h} picture "
+        raise UsageError(f"{flag} {x:g},{y:g} lies outside the {w}x{h} picture "
                          f"(x in 0..{w - 1}, y in 0..{h - 1})")

@@ -95,6 +95,9 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--select", type=_select_arg, metavar="X,Y|auto",
                    help="isolate this picture pixel (or the loudest cell) without clicking; "
                         "headless without it: auto")
+    g.add_argument("--remove", type=_select_arg, metavar="X,Y|auto",
+                   help="play the mixture without this pixel's player (music minus one); "
+                        "the i key switches between isolating and removing")
     g.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much audio")
     g.add_argument("--log-every", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between statistics lines (0: never)")

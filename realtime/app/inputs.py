@@ -37,6 +37,7 @@ def open_inputs(args):
     camera = CameraSource(args.camera, pace=pace, loop=args.loop)
     camera.start().stop()
     check_select(args.select, camera.size)
+    check_select(args.remove, camera.size, "--remove")
     mic_spec = args.mic
     if mic_spec is None:  # a video file brings its own sound; a camera needs the default mic
         mic_spec = video_sound(camera.target) if camera.kind == "file" else "default"

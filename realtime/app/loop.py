@@ -48,7 +48,7 @@ class MainLoop:
         av_sync: the window shows the camera frame captured one audio latency ago
             (`realtime.app.sync`), so picture and isolated sound match; False: the
             newest frame. Recordings and --save-video keep the newest frame either way.
-    Keys: h heatmap, m bypass, r record, space freeze, q/Esc quit.
+    Keys: h heatmap, m bypass, i isolate/remove, r record, space freeze, q/Esc quit.
     """
 
     def __init__(self, pipeline, window=None, video=None,
@@ -145,7 +145,8 @@ class MainLoop:
                  + (f"  A/V -{1000 * self.av_delay_s:.0f} ms" if self.av_delay_s else "")]
         sel = "auto (loudest)" if view.auto else (
             f"({view.selected[0]:.2f}, {view.selected[1]:.2f})" if view.selected else "none (click)")
-        lines.append(f"isolating {sel}  h:heat m:mix r:rec spc:freeze q:quit")
+        lines.append(f"{'removing' if view.remove else 'isolating'} {sel}  "
+                     "h:heat m:mix i:remove r:rec spc:freeze q:quit")
         alerts = [name for name, on in (
             ("BYPASS", view.bypass), ("FROZEN", self.frozen is not None),
             ("CAMERA LOST", snap["camera_lost"]), ("VIDEO SLOWED", snap["degraded"])) if on]
@@ -170,6 +171,8 @@ class MainLoop:
             self.show_heatmap = not self.show_heatmap
         elif key == ord("m"):
             self.p.command("bypass", None)
+        elif key == ord("i"):
+            self.p.command("remove", None)
         elif key == ord("r"):
             self.rec.toggle()
         elif key == ord(" "):

@@ -190,8 +190,10 @@ class Session:
         self.pipeline = Pipeline(self.sep, mic, speaker, camera, sinks=self.sinks,
                                  realtime=not offline, visual_hz=args.visual_hz,
                                  duration_s=args.duration,
-                                 initial_select=args.select,
+                                 initial_select=args.remove or args.select,
                                  keep_frames=bool(args.save_video or video) and offline)
+        if args.remove:
+            self.pipeline.command("remove", True)
         fps = (camera.fps if camera is not None else 0.0) or 25.0
         if video is None and args.save_video:
             video = VideoWriter(args.save_video, fps, realtime=not offline)
@@ -240,7 +242,7 @@ def run_session(args, camera, mic, speaker, engine, spec, log=_log) -> int:
     from realtime.app.loop import stats_line
 
     window = _window(args, log)
-    if window is None and args.select is None:
+    if window is None and args.select is None and args.remove is None:
         args = copy.copy(args)
         args.select = "auto"
         log("no window and no --select: isolating the loudest cell (--select auto); "

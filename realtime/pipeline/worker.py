@@ -55,13 +55,15 @@ class ViewState:
     """What the picture shows; the worker replaces it, never mutates it.
 
     heatmap: (rows, cols) float32 in 0..1 or None (14 x 19 for a 4:3
-    picture).  selected: normalised (x, y) of the isolated point or None.  bypass: the mixture is played.  auto: the
+    picture).  selected: normalised (x, y) of the isolated point or None.  bypass: the mixture is played.  remove:
+    the mixture without the selected point's sound is played.  auto: the
     loudest cell is followed.  degraded: vision updates are being skipped.
     """
 
     heatmap: np.ndarray | None = None
     selected: tuple[float, float] | None = None
     bypass: bool = False
+    remove: bool = False
     auto: bool = False
     frozen: bool = False
     degraded: bool = False
@@ -370,9 +372,9 @@ class Pipeline:
                 self._auto = True
                 if self.counters.visual_updates:
                     self.sep.select_auto()
-            elif name == "bypass":
-                on = (not self.sep.bypass) if not args or args[0] is None else bool(args[0])
-                self.sep.bypass = on
+            elif name in ("bypass", "remove"):
+                now = getattr(self.sep, name)
+                setattr(self.sep, name, (not now) if not args or args[0] is None else bool(args[0]))
             elif name == "freeze":
                 self.frames.frozen = bool(args[0]) if args else not self.frames.frozen
             self._publish()
@@ -386,5 +388,6 @@ class Pipeline:
         heat = self.sep.heatmap
         self.view = ViewState(
             heatmap=None if heat is None else np.array(heat, np.float32, copy=True),
-            selected=self._selected_point(), bypass=bool(self.sep.bypass), auto=self._auto,
+            selected=self._selected_point(), bypass=bool(self.sep.bypass),
+            remove=bool(self.sep.remove), auto=self._auto,
             frozen=self.frames.frozen, degraded=time.monotonic() < self._degraded_until)

@@ -98,6 +98,7 @@ class StreamingSeparator:
         self.selection = Selection()
         self.heat = HeatAverage(self.chunk_samples)
         self.bypass = False  # 'm' key: hear the mixture (same latency), keep the selection
+        self.remove = False  # 'i' key: hear the mixture without the selected cell's sound
         self._visual: VisualState | None = None
         self._window = ContextWindow(self.context_samples)
         self._olas = (OverlapAdd(window=spec.window), OverlapAdd(window=spec.window))
@@ -256,8 +257,15 @@ class StreamingSeparator:
                 outputs[cell] = self._slots[cell].feed(cell_frames)
             self.heat.update(heat.reshape(visual.grid))
         end = self.context_samples - self.latency_samples  # window index of output's end
-        outputs[MIX] = window[end - self.chunk_samples:end].copy()
-        out = self._mix(outputs)
+        mixture = window[end - self.chunk_samples:end].copy()
+        if self.remove:
+            # The heard source is subtracted: nothing while the mixture is the source, so
+            # a fade to or from a cell fades its removal in or out.
+            outputs[MIX] = np.zeros_like(mixture)
+            out = mixture - self._mix(outputs)
+        else:
+            outputs[MIX] = mixture
+            out = self._mix(outputs)
         self._out_pos += self.chunk_samples
         return out
 

@@ -43,7 +43,8 @@ class _BandGraph(SeparateGraph):
     feature 0 = +GAIN below CUTOFF_HZ, -GAIN above; feature 1 the opposite."""
 
     def __init__(self, model, spec: EngineSpec):
-        super().__init__(model, spec.context_frames, spec.hop_frames, spec.lookahead)
+        super().__init__(model, spec.context_frames, spec.hop_frames, spec.lookahead,
+                         spec.mirror, spec.window)
         warp = dsp.warp_matrix().double().numpy()
         centre_hz = (warp * np.arange(warp.shape[1])).sum(1) / warp.sum(1) * SAMPLE_RATE / N_FFT
         low = torch.from_numpy(np.where(centre_hz < CUTOFF_HZ, GAIN, -GAIN).astype(np.float32))

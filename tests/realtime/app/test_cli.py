@@ -245,3 +245,28 @@ def test_demo_with_the_default_model(tmp_path, monkeypatch, capsys):
     gains = [r["sdr_isolated"] - r["sdr_mixture"] for r in rows]
     assert np.mean(gains) > 0, (rows, capsys.readouterr().out)
 
+
+
+@pytest.mark.slow
+def test_remove_plays_the_mixture_without_the_player(tmp_path):
+    """--remove on the right (high, violin) player: what is left is the low guitar."""
+    import subprocess
+
+    import soundfile as sf
+
+    from tests.realtime.doubles import REPO, RUNNER, band_energy_ratio, cached_duet
+
+    scene_dir, meta = cached_duet()
+    violin = meta["players"][1]["centre"]
+    out = tmp_path / "minus_violin.wav"
+    proc = subprocess.run([*RUNNER, "--camera", os.path.join(scene_dir, "video.mp4"),
+                           "--mic", os.path.join(scene_dir, "mixture.wav"), "--headless",
+                           "--no-pace", "--remove", f"{violin[0]:.0f},{violin[1]:.0f}",
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data, _ = sf.read(out, dtype="float32")
+    mixture, _ = sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")
+    late = slice(2 * 11025, None)  # after the first picture and the fade
+    assert band_energy_ratio(mixture[late]) < 0.2  # the violin is most of the energy
+    assert band_energy_ratio(data[late]) > 0.8

@@ -166,6 +166,42 @@ def test_impulse_measures_latency(c, h, la, window, delay):
     np.testing.assert_array_equal(_run(sep, x), expected)
 
 
+@pytest.mark.parametrize("bias", [50.0, -50.0])
+def test_remove_plays_the_mixture_without_the_cell(bias):
+    """mask 1 (bias +50): the cell is the whole mixture, removing it leaves silence;
+    mask 0 (bias -50): the cell is silent, removing it leaves the mixture."""
+    engine = _engine(_model(bias=bias), 32, 4, 1)
+    x = _noise(6 * 1024, seed=4)
+    mixture = _run(StreamingSeparator(engine), x)  # no features: the mixture, same latency
+    sep = _separator(engine)
+    sep.remove = True
+    got = _run(sep, x)
+    expected = np.zeros_like(mixture) if bias > 0 else mixture
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert np.abs(mixture).max() > 0.1
+
+
+def test_removal_fades_in_when_a_cell_is_selected():
+    engine = _engine(_model(bias=50.0), 32, 4, 0)
+    sep = StreamingSeparator(engine, click_pool=1, crossfade_ms=50.0)
+    sep.set_visual_features(FEATS)
+    sep.remove = True
+    x = _noise(12 * 1024, seed=5)
+    first = sep.feed(x[:4096])  # nothing selected: the mixture passes
+    sep.select_cell(CELL_A)
+    rest = np.concatenate([sep.feed(x[4096:]), sep.flush()])
+    delay = sep.latency_samples
+    np.testing.assert_allclose(first[delay:], x[:4096 - delay], atol=1e-5)
+    n = min(len(rest), len(x) - 4096 + delay) // 128 * 128
+    rest, mix = rest[:n], x[4096 - delay:][:n]
+    # The cell is the whole mixture (mask 1): the output is (1 - g) * mixture, g the fade.
+    blocks = [float(np.dot(r, m) / np.dot(m, m)) for r, m in
+              zip(rest.reshape(-1, 128), mix.reshape(-1, 128)) if np.dot(m, m) > 0]
+    assert blocks[0] == pytest.approx(1.0, abs=1e-3) and abs(blocks[-1]) < 1e-3
+    assert all(b2 <= b1 + 1e-3 for b1, b2 in zip(blocks, blocks[1:]))  # fades, never back
+    assert any(0.2 < b < 0.8 for b in blocks)  # gradually, not at once
+
+
 def test_without_visual_features_the_mixture_passes(model):
     sep = StreamingSeparator(_engine(model))
     sep.select(0.5, 0.5)
