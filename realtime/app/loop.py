@@ -119,7 +119,8 @@ class MainLoop:
                 time.sleep(0.005)
             return
         frame = item[0] if item is not None else np.zeros((240, 320, 3), np.uint8)
-        img = self.render(frame)
+        recorded = self.video is not None or self.rec.current is not None
+        img = self.render(frame) if recorded or shown is item else None
         self._last_draw = now
         if self.window is not None:
             self._last_shown = shown[2] if shown is not None else -1
@@ -129,8 +130,9 @@ class MainLoop:
             self._show_s += 0.1 * (time.monotonic() - t0 + (t0 - now) - self._show_s)
         if new:
             self._last_index = item[2]
-            t = item[1] if self.p.frame_queue is not None else now
             self.frames_drawn += 1
+        if new and recorded:
+            t = item[1] if self.p.frame_queue is not None else now
             if self.video is not None:
                 self.video.write(img, t)
             self.rec.write_frame(img, now)

@@ -284,6 +284,7 @@ def latency_budget(pipeline) -> tuple[str, float]:
     adapts while running: the stats lines show it).  Compute time per chunk
     comes on top (see the stats lines).
     """
+    from realtime.app.sync import device_delay_ms
     from realtime.io.audio_common import MODEL_RATE as sr
 
     sep = pipeline.sep
@@ -296,11 +297,10 @@ def latency_budget(pipeline) -> tuple[str, float]:
     total = float(sep.total_latency_ms)
     dev = []
     for name, stream in (("mic", pipeline.mic), ("speaker", pipeline.speaker)):
-        pa = getattr(getattr(stream, "_stream", None), "latency", None)
-        if pa is not None:
-            resample = 25.0 if getattr(stream, "samplerate", sr) != sr else 0.0
-            dev.append(f"{name} {1000.0 * float(pa):.0f}+{resample:.0f} ms")
-            total += 1000.0 * float(pa) + resample
+        delays = device_delay_ms(stream)
+        if delays is not None:
+            dev.append(f"{name} {delays[0]:.0f}+{delays[1]:.0f} ms")
+            total += sum(delays)
     policy = getattr(pipeline.speaker, "margin_policy", None)
     if policy is not None:
         dev.append(f"jitter margin {policy.start_ms:.0f} ms (adaptive)")

@@ -12,24 +12,31 @@ from collections import deque
 
 from pixelplayer.config import SAMPLE_RATE
 
-__all__ = ["DelayedFrames", "audio_delay_s"]
+__all__ = ["DelayedFrames", "audio_delay_s", "device_delay_ms"]
+
+RESAMPLE_MS = 25.0  # soxr resampling one way when a device runs at another rate (estimate)
 
 
-def _device_latency_s(stream) -> float:
-    """What an opened PortAudio stream reports as its latency (0 for files)."""
+def device_delay_ms(stream) -> tuple[float, float] | None:
+    """(latency the opened PortAudio stream reports, resampling estimate) in ms, or None
+    for a stream without a PortAudio device (files)."""
     latency = getattr(getattr(stream, "_stream", None), "latency", None)
-    return float(latency) if isinstance(latency, (int, float)) else 0.0
+    if not isinstance(latency, (int, float)):
+        return None
+    resample = RESAMPLE_MS if getattr(stream, "samplerate", SAMPLE_RATE) != SAMPLE_RATE else 0.0
+    return 1000.0 * float(latency), resample
 
 
 def audio_delay_s(pipeline, snapshot: dict | None = None) -> float:
     """Estimated seconds from a sound entering the microphone to its isolated sound
     leaving the speaker, now: the separator's algorithmic latency (hop chunk + synthesis
     overlap + lookahead), the median compute per chunk, the speaker's jitter margin and
-    the two devices' own latencies (PortAudio's figures)."""
+    the two devices' own delays (`device_delay_ms`)."""
     snap = snapshot if snapshot is not None else pipeline.snapshot()
-    delay = pipeline.sep.total_latency_samples / SAMPLE_RATE
-    delay += snap.get("compute_med_ms", 0.0) / 1000.0 + snap.get("margin_ms", 0.0) / 1000.0
-    return delay + _device_latency_s(pipeline.mic) + _device_latency_s(pipeline.speaker)
+    ms = snap.get("compute_med_ms", 0.0) + snap.get("margin_ms", 0.0)
+    for stream in (pipeline.mic, pipeline.speaker):
+        ms += sum(device_delay_ms(stream) or ())
+    return pipeline.sep.total_latency_samples / SAMPLE_RATE + ms / 1000.0
 
 
 class DelayedFrames:

@@ -23,6 +23,7 @@ integer counters, no allocation, no locks (the other threads only read its snaps
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 __all__ = ["JitterMargin", "JitterPolicy", "MarginStats"]
@@ -50,8 +51,6 @@ class JitterPolicy:
 
     def with_start(self, start_ms: float) -> "JitterPolicy":
         """The same policy from another starting margin (bounds widened to hold it)."""
-        import dataclasses
-
         return dataclasses.replace(self, start_ms=start_ms, min_ms=min(self.min_ms, start_ms),
                                    max_ms=max(self.max_ms, start_ms))
 
