@@ -29,7 +29,8 @@ HALF_GRAPH_FILES = {"vision": "vision.fp16.onnx", "separate": "separate.fp16.onn
 PLAN_FILES = {"vision": "vision.plan", "separate": "separate.plan"}
 TRT_METADATA = "tensorrt.json"
 TIMING_CACHE = "timing.cache"
-FORMAT, TRT_FORMAT, VERSION = "pixelplayer-engines", "pixelplayer-tensorrt", 1
+# Version 2: the separate graph's heat output gained a band axis (B, cells, HEAT_BANDS).
+FORMAT, TRT_FORMAT, VERSION = "pixelplayer-engines", "pixelplayer-tensorrt", 2
 # The camera picture the optimisation profiles are tuned for (a 4:3 landscape webcam).
 EXAMPLE_PICTURE = (640, 480)
 
@@ -60,6 +61,9 @@ def read_manifest(artifact_dir) -> dict:
     data = _read_json(Path(artifact_dir) / MANIFEST, "export manifest")
     if data.get("format") != FORMAT:
         raise EngineUnavailable(f"{Path(artifact_dir) / MANIFEST}: not a pixelplayer engine manifest")
+    if data.get("version") != VERSION:
+        raise EngineUnavailable(f"{artifact_dir} holds version {data.get('version')} engines; this "
+                                f"release reads version {VERSION}: export them again with export-engine")
     return data
 
 

@@ -2,7 +2,8 @@
 
 An engine runs the two fused graphs of `engines.graphs`:
   vision(frames)                         uint8 `(B, Tf, 224, 224, 3)` -> `(B, K, 14, 14)`
-  separate(audio, pixel_feats, cell_feats) -> (frames_out `(B, P, H, 1022)`, heat `(B, h*w)`)
+  separate(audio, pixel_feats, cell_feats) -> (frames_out `(B, P, H, 1022)`,
+                                             heat `(B, h*w, HEAT_BANDS)`)
 NumPy in -> NumPy out; a torch tensor in -> a torch tensor out on the input's device.
 """
 from __future__ import annotations
@@ -196,7 +197,8 @@ class Engine(abc.ABC):
         cell_feats `(B, K, h, w)`.
 
         Returns (frames_out float32 `(B, P, H, 1022)` windowed frames to overlap-add at hop
-        256 then divide by `dsp.steady_envelope(spec.window)`, heat float32 `(B, h*w)` energy per cell).
+        256 then divide by `dsp.steady_envelope(spec.window)`, heat float32
+        `(B, h*w, HEAT_BANDS)` energy per cell and band; `.sum(-1)` is the heatmap).
         Output type follows `audio` (NumPy or torch).
         """
         self._check_separate(audio, pixel_feats, cell_feats)

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixelplayer import dsp
-from pixelplayer.config import HOP, IMAGENET_MEAN, IMAGENET_STD, N_BINS, N_FFT
+from pixelplayer.config import HEAT_BANDS, HOP, IMAGENET_MEAN, IMAGENET_STD, N_BINS, N_FFT
 from pixelplayer.model import PixelPlayer
 
 
@@ -159,7 +159,7 @@ class SeparateGraph(nn.Module):
                 cell_feats: torch.Tensor):
         """audio: float32 `(B, S)` mixture samples at 11025 Hz, S = (C-1)*256 + 1022.
         pixel_feats: `(B, P, K)` features of the P selected pixels (see `select_cells`).
-        cell_feats: `(B, K, h, w)` features of every cell (for the heatmap).
+        cell_feats: `(B, K, h, w)` features of every cell (for the heatmap and its bands).
 
         Returns
           frames_out float32 `(B, P, H, 1022)`: for output frame i, the windowed inverse DFT
@@ -167,8 +167,9 @@ class SeparateGraph(nn.Module):
             Overlap-add frame i at sample offset i*256 and divide by
             `dsp.steady_envelope(window)` (periodic in 256; ones for "asymmetric") to get
             audio; not yet divided here.
-          heat float32 `(B, h*w)`: separated energy per cell over the H output frames,
-            sum over warped rows and frames of (mask * warped |S_mix|)^2 (magnitude^2 units).
+          heat float32 `(B, h*w, HEAT_BANDS)`: separated energy per cell and band over the
+            H output frames, the sum over the band's warped rows and the frames of
+            (mask * warped |S_mix|)^2 (magnitude^2 units); `.sum(-1)` is the heatmap.
         """
         h = self.out_frames
         real, imag, warped = self._spectrum(audio)
@@ -183,7 +184,8 @@ class SeparateGraph(nn.Module):
         cells = cell_feats.flatten(2).transpose(1, 2)  # (B, h*w, K)
         cell_masks = self._masks(cells, sound)  # (B, h*w, H*256)
         wmag = warped[..., sl].transpose(1, 2).flatten(1).unsqueeze(1)  # (B, 1, H*256)
-        heat = ((cell_masks * wmag) ** 2).sum(dim=-1)
+        energy = ((cell_masks * wmag) ** 2).unflatten(-1, (h, HEAT_BANDS, -1))
+        heat = energy.sum(dim=(2, 4))  # (B, h*w, HEAT_BANDS)
         return frames_out, heat
 
 

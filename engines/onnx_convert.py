@@ -9,7 +9,8 @@ asked to run a checkpoint on onnxruntime exports it once. Writing an artefact di
   vision    frames uint8 (batch, frames, height, width, 3) -> pixel_feats
             (batch, K, height/16, width/16); e.g. 224 x 304 (a 4:3 picture) -> 14 x 19
   separate  audio (batch, S), pixel_feats (batch, pixels, K), cell_feats
-            (batch, K, rows, cols) -> frames_out (batch, pixels, H, 1022), heat (batch, rows*cols)
+            (batch, K, rows, cols) -> frames_out (batch, pixels, H, 1022), heat
+            (batch, rows*cols, HEAT_BANDS)
 Single files (no external data), opset 17-19, dynamic batch / pixel / frames axes and
 picture size (pictures keep their aspect ratio: `EngineSpec.vision_shape`).
 """
@@ -258,8 +259,9 @@ def export_protos(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "auto
 
 
 # Bump when the exported computation changes without a weight change (e.g. DSP edits), so
-# cached graphs from older code are not reused. 2: magnitudes clamped before the log; 3: mirror.
-GRAPH_REVISION = 4  # 4: dynamic picture size
+# cached graphs from older code are not reused. 2: magnitudes clamped before the log; 3: mirror;
+# 4: dynamic picture size; 5: heat per band.
+GRAPH_REVISION = 5
 
 
 def model_fingerprint(model, spec, opset: int, half: bool = False) -> str:

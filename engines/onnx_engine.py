@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelplayer.config import N_FFT
+from pixelplayer.config import HEAT_BANDS, N_FFT
 from pixelplayer.errors import first_line
 
 from .artifacts import profile_shapes, trt_profile_options
@@ -227,9 +227,10 @@ class OnnxEngine(Engine):
         return [(b, self.k, h // 16, w // 16)]
 
     def separate_out_shapes(self, pixel_feats_shape, cell_feats_shape) -> list:
-        """Shapes of frames_out (B, P, hop, F) and heat (B, cells) for these inputs."""
+        """Shapes of frames_out (B, P, hop, F) and heat (B, cells, bands) for these inputs."""
         b, p = pixel_feats_shape[:2]
-        return [(b, p, self.spec.hop_frames, N_FFT), (b, cell_feats_shape[2] * cell_feats_shape[3])]
+        cells = cell_feats_shape[2] * cell_feats_shape[3]
+        return [(b, p, self.spec.hop_frames, N_FFT), (b, cells, HEAT_BANDS)]
 
     def _vision(self, frames):
         frames = _as(frames, np.uint8)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pixelplayer.config import HEAT_BANDS
+
 from engines.artifacts import (GRAPH_FILES, HALF_GRAPH_FILES, PLAN_FILES, profile_shapes,
                                read_trt_metadata, trt_profile_options)
 
@@ -42,7 +44,7 @@ def graph_io(graph: str, spec, k: int) -> tuple[list, list]:
              ("pixel_feats", "TYPE_FP32", [-1, k]),
              ("cell_feats", "TYPE_FP32", [k, -1, -1])],
             [("frames_out", "TYPE_FP32", [-1, spec.hop_frames, 1022]),
-             ("heat", "TYPE_FP32", [-1])])
+             ("heat", "TYPE_FP32", [-1, HEAT_BANDS])])
 
 
 def _tensors(kind: str, entries: list) -> str:

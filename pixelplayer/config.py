@@ -15,6 +15,10 @@ N_FFT = 1022
 HOP = 256
 N_BINS = N_FFT // 2 + 1  # 512
 N_WARPED = 256
+# The separate graph reports each cell's separated energy in this many bands of N_WARPED //
+# HEAT_BANDS warped rows each (log-spaced, as the warp is): their sum is the heatmap,
+# their shape over time is what `pixelplayer.clusters` groups cells by.
+HEAT_BANDS = 16
 # The reference trains on 65535-sample windows (~5.94 s) -> 256 STFT frames.
 TRAIN_SAMPLES = 65535
 FRAME_SIZE = 224  # video frames fed to the frame net are 224x224

@@ -255,7 +255,7 @@ class StreamingSeparator:
             frames, heat = self._separate(window, visual, pixels or [0])
             for cell, cell_frames in zip(pixels, frames):
                 outputs[cell] = self._slots[cell].feed(cell_frames)
-            self.heat.update(heat.reshape(visual.grid))
+            self.heat.update(heat.sum(-1).reshape(visual.grid))
         end = self.context_samples - self.latency_samples  # window index of output's end
         mixture = window[end - self.chunk_samples:end].copy()
         if self.remove:
@@ -288,7 +288,7 @@ class StreamingSeparator:
         self._fade = (desired, self._out_pos + warm)
 
     def _separate(self, window, visual: VisualState, cells):
-        """Separate graph on `window` for `cells`: frames `(P, H, 1022)`, heat `(h*w,)`."""
+        """Separate graph on `window` for `cells`: frames `(P, H, 1022)`, heat `(h*w, bands)`."""
         limit = max(1, self.spec.max_pixels)
         frames, heat = [], None
         for i in range(0, len(cells), limit):  # engines built for fewer pixels: call twice

@@ -7,7 +7,7 @@ import torch
 from engines.base import EngineSpec, EngineUnavailable, Missing
 from engines.torch_engine import TorchEngine
 from engines.onnx_convert import export_protos
-from pixelplayer.config import N_FFT
+from pixelplayer.config import HEAT_BANDS, N_FFT
 
 ort = pytest.importorskip("onnxruntime")
 from engines.onnx_engine import OnnxEngine
@@ -57,7 +57,7 @@ def test_separate_parity(engines, batch, pixels):
     ref = torch_eng.separate(audio, feats, cells)
     got = onnx_eng.separate(audio, feats, cells)
     assert got[0].shape == ref[0].shape == (batch, pixels, 8, N_FFT)
-    assert got[1].shape == ref[1].shape == (batch, 196)
+    assert got[1].shape == ref[1].shape == (batch, 196, HEAT_BANDS)
     _close(got[0], ref[0])
     _close(got[1], ref[1])
 

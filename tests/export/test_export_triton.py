@@ -8,6 +8,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from engines.artifacts import profile_shapes
+from pixelplayer.config import HEAT_BANDS
 from engines.base import EngineSpec
 from engines.artifacts import trt_profile_options
 from export.triton import check_plan_target, config_pbtxt, write_repository
@@ -74,7 +75,7 @@ def test_separate_config_parses_with_the_documented_fields():
                                       ("pixel_feats", "TYPE_FP32", [-1, K]),
                                       ("cell_feats", "TYPE_FP32", [K, -1, -1])]
     assert _tensors(config.output) == [("frames_out", "TYPE_FP32", [-1, 8, 1022]),
-                                       ("heat", "TYPE_FP32", [-1])]
+                                       ("heat", "TYPE_FP32", [-1, HEAT_BANDS])]
     assert list(config.dynamic_batching.preferred_batch_size) == [6]
     assert config.dynamic_batching.max_queue_delay_microseconds > 0
     assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]

@@ -103,7 +103,7 @@ def test_stream_equals_graph_on_same_windows(model, c, h, la, mirror, window):
         context = xp[n * chunk:n * chunk + s][None]
         out, heat = engine.separate(context, select_cells(FEATS, [[CELL_A]]), FEATS)
         frames.append(out[0, 0])
-        heat = heat.reshape(14, 14)  # the heatmap is a running average of chunk energies
+        heat = heat.sum(-1).reshape(14, 14)  # the heatmap: a running average of chunk energies
         ema = heat if ema is None else sep.heat.keep * ema + (1 - sep.heat.keep) * heat
     lead = N_FFT - dsp.synthesis_support(window)
     ref = overlap_add_frames(torch.from_numpy(np.concatenate(frames))).numpy()[lead:]
