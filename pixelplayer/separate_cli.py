@@ -1,4 +1,5 @@
-"""`pixelplayer-separate`: the sound of one pixel of a video, offline, whole clip as context."""
+"""`pixelplayer-separate`: the sound of chosen pixels of a video, or of every source it finds
+(`--stems`), offline, the whole clip as context."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ from .checkpoint import CheckpointError, load
 from .cli_args import OneLineParser, join_point_values, point_arg
 from .config import CLICK_POOL, IMAGENET_MEAN, IMAGENET_STD, SAMPLE_RATE
 from .errors import first_line
-from .outputs import OutputError, check_audio_output, check_distinct
+from .outputs import OutputError, check_audio_output, check_distinct, check_writable_folder
 from .separation import vision_size
 
 VISUAL_FRAMES = 3
@@ -109,8 +110,12 @@ def get_parser() -> argparse.ArgumentParser:
                            "cell of the sound heatmap")
     pick.add_argument("--remove", type=point_arg, action="append", metavar="X,Y",
                       help="write the mixture without the player(s) at X,Y (music minus one)")
-    p.add_argument("--out", type=Path, required=True,
+    p.add_argument("--out", type=Path,
                    help="output sound file (.wav, .flac or .ogg, by the extension)")
+    p.add_argument("--stems", type=Path, metavar="DIR",
+                   help="find the sources by clustering the picture's cells by their sound and "
+                        "write DIR/stem_<k>.wav per source, DIR/clusters.png and DIR/stems.json "
+                        "(with or without --out)")
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
     p.add_argument("--pool", type=int, default=CLICK_POOL, help="a click uses the max "
                    f"feature over POOLxPOOL cells of 16 px around it (default {CLICK_POOL}; 1: one cell)")
@@ -134,19 +139,72 @@ def check_args(args) -> None:
         raise InputError(f"no such video: {args.video}")
     if args.audio is not None and not args.audio.is_file():
         raise InputError(f"no such audio file: {args.audio}")
+    if args.out is None and args.stems is None:
+        raise InputError("nothing to write: give --out FILE, --stems DIR or both")
+    if args.out is None and (args.select or args.remove):
+        raise InputError(f"{'--remove' if args.remove else '--select'} chooses what --out holds: give --out FILE")
     try:
-        check_audio_output(args.out, "--out")
-        check_distinct({"--out": args.out}, {"video": args.video, "--audio": args.audio})
+        if args.out is not None:
+            check_audio_output(args.out, "--out")
+        if args.stems is not None:
+            check_writable_folder(args.stems, "--stems")
+        check_distinct({"--out": args.out, "--stems": args.stems},
+                       {"video": args.video, "--audio": args.audio})
     except OutputError as exc:
         raise InputError(str(exc)) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(join_point_values(list(sys.argv[1:] if argv is None else argv)))
-    from .outputs import AUDIO_SUBTYPES, audio_format
-    from .separation import pixel_to_cell, separate_by_pixels
+def write_selection(args, model, x, mix, mix_t, points, size) -> str:
+    """--out: the chosen cells' sounds together, or the mixture without them (--remove);
+    no point: the loudest cell of the heatmap. Returns what to tell the user."""
     import soundfile as sf
 
+    from .outputs import AUDIO_SUBTYPES, audio_format
+    from .separation import pixel_to_cell, separate_by_pixels
+
+    grid_h, grid_w = x.shape[-2] // 16, x.shape[-1] // 16
+    cells = None
+    if points:
+        cells = torch.tensor([[pixel_to_cell(px, py, *size, grid_w, grid_h) for px, py in points]])
+    sound, heat = separate_by_pixels(model, x, mix_t, None if cells is None else cells.to(x.device),
+                                     pool=args.pool)
+    # Several players: their sounds added; --remove: the mixture less them (the same
+    # as the complementary mask, 1 - m, on the mixture's spectrum).
+    out = sound[0].sum(dim=0).cpu().numpy()
+    if args.remove:
+        out = mix[:out.size] - out
+    fmt = audio_format(args.out)
+    sf.write(str(args.out), out, SAMPLE_RATE, format=fmt, subtype=AUDIO_SUBTYPES[fmt])
+    chosen = cells[0].tolist() if cells is not None else [int(heat[0].flatten().argmax())]
+    what = "without" if args.remove else "cell" if len(chosen) == 1 else "cells"
+    return (f"wrote {args.out} ({mix.size / SAMPLE_RATE:.1f} s, {what} "
+            f"{', '.join(str(divmod(c, grid_w)) for c in chosen)} of a {grid_h}x{grid_w} grid)")
+
+
+def write_stems(out_dir: Path, model, x, mix_t, frame_rgb, size) -> str:
+    """--stems DIR: every source the clustering finds (see `pixelplayer.stems`)."""
+    import cv2
+    import soundfile as sf
+
+    from .separation import separate_sources
+    from .stems import CLUSTERS_PNG, clusters_picture, stem_name, write_manifest
+
+    clusters, stems = separate_sources(model, x, mix_t)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = stems.cpu().numpy()
+    for source, audio in zip(clusters.sources, stems):
+        sf.write(str(out_dir / stem_name(source.id)), audio, SAMPLE_RATE, subtype="FLOAT")
+    picture = clusters_picture(frame_rgb, clusters)
+    if not cv2.imwrite(str(out_dir / CLUSTERS_PNG), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {out_dir / CLUSTERS_PNG}")
+    energies = {s.id: float(np.sum(a.astype(np.float64) ** 2)) for s, a in zip(clusters.sources, stems)}
+    write_manifest(out_dir, clusters, energies, size, seconds=round(stems.shape[-1] / SAMPLE_RATE, 3)
+                   if len(stems) else 0.0)
+    return f"wrote {len(clusters.sources)} stems, {CLUSTERS_PNG} and stems.json to {out_dir}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(join_point_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         check_args(args)  # inputs are read before the model loads: a bad one costs nothing
         mix = read_audio(args.audio) if args.audio else video_audio(args.video)
@@ -157,28 +215,18 @@ def main(argv: list[str] | None = None) -> int:
                 raise InputError(f"{flag} {px:g},{py:g} lies outside the {width}x{height} picture")
         model = load(args.model, map_location=args.device)
         x = frames_tensor(frames).to(args.device)
-        grid_h, grid_w = x.shape[-2] // 16, x.shape[-1] // 16
-        cells = None
-        if points:
-            cells = torch.tensor([[pixel_to_cell(px, py, width, height, grid_w, grid_h)
-                                   for px, py in points]])
-        sound, heat = separate_by_pixels(model, x, torch.from_numpy(mix)[None].to(args.device),
-                                         None if cells is None else cells.to(args.device),
-                                         pool=args.pool)
-        # Several players: their sounds added; --remove: the mixture less them (the same
-        # as the complementary mask, 1 - m, on the mixture's spectrum).
-        out = sound[0].sum(dim=0).cpu().numpy()
-        if args.remove:
-            out = mix[:out.size] - out
-        fmt = audio_format(args.out)
-        sf.write(str(args.out), out, SAMPLE_RATE, format=fmt, subtype=AUDIO_SUBTYPES[fmt])
+        mix_t = torch.from_numpy(mix)[None].to(args.device)
+        said = []
+        if args.out is not None:
+            said.append(write_selection(args, model, x, mix, mix_t, points, (width, height)))
+        if args.stems is not None:
+            said.append(write_stems(args.stems, model, x, mix_t, frames[len(frames) // 2],
+                                    (width, height)))
     except (InputError, CheckpointError, OSError) as exc:
         print(f"pixelplayer-separate: error: {first_line(exc)}", file=sys.stderr)
         return 2
-    chosen = cells[0].tolist() if cells is not None else [int(heat[0].flatten().argmax())]
-    what = "without" if args.remove else "cell" if len(chosen) == 1 else "cells"
-    print(f"wrote {args.out} ({mix.size / SAMPLE_RATE:.1f} s, {what} "
-          f"{', '.join(str(divmod(c, grid_w)) for c in chosen)} of a {grid_h}x{grid_w} grid)")
+    for line in said:
+        print(line)
     return 0
 
 

@@ -4,11 +4,13 @@ Waveforms are `(B, S)` samples at 11025 Hz; frames `(B, 3, Tf, H, W)` ImageNet-n
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import dsp
-from .config import CLICK_POOL, FRAME_SIZE
+from .clusters import Clusters, find_sources
+from .config import CLICK_POOL, FRAME_SIZE, HEAT_BANDS
 from .model import PixelPlayer, apply_mask, neighbourhood_max
 from .streaming import streaming_logits
 
@@ -72,6 +74,54 @@ def separate_by_pixels(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tens
         cells = heat.flatten(1).argmax(dim=1, keepdim=True)
     masks = model.pixel_masks(neighbourhood_max(pix, pool), sound, cells)
     return masked_istft(masks, real, imag, mix.shape[-1]), heat
+
+
+BLOCK_FRAMES = 8  # STFT frames (~186 ms) per time block of the clustering profiles
+CELL_BATCH = 64   # cells whose masks exist at once (memory: CELL_BATCH x 256 x T floats)
+
+
+def cell_energies(model: PixelPlayer, pixel_feats: torch.Tensor, sound: torch.Tensor,
+                  mag: torch.Tensor, block_frames: int = BLOCK_FRAMES) -> torch.Tensor:
+    """Separated energy of every cell per band and time block, for one video.
+
+    pixel_feats `(1, K, h, w)`, sound `(1, K, 256, T)`, mag `(1, 512, T)` -> `(h*w,
+    HEAT_BANDS, T // block_frames)` sums of (mask * warped |S_mix|)^2 (the graph's heat
+    bands, summed over blocks of frames; a clip shorter than one block is one block).
+    """
+    feats = pixel_feats.flatten(2).transpose(1, 2)  # (1, h*w, K)
+    warped = dsp.warp(mag)  # (1, 256, T)
+    t = warped.shape[-1]
+    blocks, step = max(1, t // block_frames), min(block_frames, t)
+    out = []
+    for i in range(0, feats.shape[1], CELL_BATCH):
+        masks = model.mask_from_logits(model.net_synth(feats[:, i:i + CELL_BATCH], sound))
+        energy = ((masks * warped.unsqueeze(1))[0, ..., :blocks * step]) ** 2  # (P, 256, T')
+        out.append(energy.unflatten(1, (HEAT_BANDS, -1)).unflatten(-1, (blocks, step)).sum(dim=(2, 4)))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def separate_sources(model: PixelPlayer, frames: torch.Tensor,
+                     mix: torch.Tensor) -> tuple[Clusters, torch.Tensor]:
+    """Every source of one video, found by clustering its cells (`pixelplayer.clusters`).
+
+    frames `(1, 3, Tf, H, W)`, mix `(1, S)` -> (clusters of the `(h, w)` feature grid,
+    stems `(n, S)`: each source's sound, separated with its cells' mean feature).
+    """
+    real, imag = dsp.stft(mix)
+    t = real.shape[-1]
+    mag = dsp.magnitude(real, imag)
+    sound = model.audio_features(_padded_mag(mag, model.time_multiple))[..., :t]
+    pix = model.pixel_features(frames)
+    grid = tuple(pix.shape[-2:])
+    energies = cell_energies(model, pix, sound, mag)
+    clusters = find_sources(energies.cpu().numpy(), grid,
+                            pix[0].flatten(1).t().cpu().numpy())
+    if not clusters.sources:
+        return clusters, mix.new_zeros((0, mix.shape[-1]))
+    feats = torch.as_tensor(np.stack([s.feature for s in clusters.sources]), device=mix.device)
+    masks = model.mask_from_logits(model.net_synth(feats[None].float(), sound))
+    return clusters, masked_istft(masks, real, imag, mix.shape[-1])[0]
 
 
 def vision_size(width: int, height: int, short_side: int = FRAME_SIZE,

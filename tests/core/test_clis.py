@@ -69,6 +69,49 @@ def test_separate_several_players_and_remove_a_player(scene_dir, tmp_path):
     assert corr(without, other) > corr(without, own) + 0.2  # music minus player 0
 
 
+@needs_fluidsynth
+def test_separate_stems_finds_each_player(scene_dir, tmp_path):
+    """The clustering of the default model on this duet: one stem per player, each its
+    own player's sound (figures over many scenes: docs/MODEL.md)."""
+    import cv2
+
+    out = tmp_path / "stems"
+    assert separate_cli.main([str(scene_dir / "video.mp4"), "--audio", str(scene_dir / "mixture.wav"),
+                              "--stems", str(out)]) == 0
+    meta = json.loads((scene_dir / "scene.json").read_text())
+    manifest = json.loads((out / "stems.json").read_text())
+    stems = manifest["stems"]
+    assert len(stems) == 2 and manifest["size"] == meta["size"]
+    assert sum(s["energy_share"] for s in stems) == pytest.approx(1.0, abs=1e-3)
+    assert 0 < sum(s["area_share"] for s in stems) <= 1.0
+    sources = [sf.read(f)[0] for f in sorted(scene_dir.glob("source_*.wav"))]
+    corr = lambda a, b: abs(np.dot(a, b[:a.size])) / np.linalg.norm(a) / np.linalg.norm(b[:a.size])  # noqa: E731
+    matched = []
+    for s in stems:
+        audio, rate = sf.read(out / s["file"])
+        assert rate == 11025 and audio.size == sources[0].size
+        c = [corr(audio, src) for src in sources]
+        matched.append(int(np.argmax(c)))
+        assert max(c) > min(c) + 0.5
+        w, h = meta["size"]
+        assert 0 <= s["centre_xy"][0] <= w and 0 <= s["centre_xy"][1] <= h
+    assert sorted(matched) == [0, 1]
+    picture = cv2.imread(str(out / "clusters.png"))
+    assert picture.shape[:2] == (meta["size"][1], meta["size"][0])
+
+
+def test_separate_stems_and_outputs_are_checked(tmp_path, capsys):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    (tmp_path / "file").write_text("")
+    assert separate_cli.main([str(video)]) == 2
+    assert separate_cli.main([str(video), "--select", "1,1", "--stems", str(tmp_path / "s")]) == 2
+    assert separate_cli.main([str(video), "--stems", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "nothing to write" in err[0] and "give --out" in err[1]
+    assert "--stems" in err[2]
+
+
 def test_separate_select_and_remove_are_checked(tmp_path, capsys):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"")
