@@ -52,7 +52,10 @@ def check_args(args) -> None:
             check_video_output(args.save_video, "--save-video")
         if getattr(args, "demo", False):
             check_writable_folder(args.demo_out, "--demo-out")
-        check_distinct({"--out": args.out, "--save-video": args.save_video},
+        if getattr(args, "stems", None):
+            check_writable_folder(args.stems, "--stems")
+        check_distinct({"--out": args.out, "--save-video": args.save_video,
+                        "--stems": getattr(args, "stems", None)},
                        {"--camera": args.camera, "--mic": args.mic})
     except OutputError as exc:
         raise UsageError(str(exc)) from None

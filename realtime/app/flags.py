@@ -85,13 +85,17 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output_args(parser: argparse.ArgumentParser) -> None:
-    """--headless --out --save-video --select --duration --log-every --record-dir."""
+    """--headless --out --save-video --stems --select --duration --log-every --record-dir."""
     g = parser.add_argument_group("run")
     g.add_argument("--headless", action="store_true",
                    help="no window (automatic without a display)")
     g.add_argument("--out", metavar="FILE.wav",
                    help="write the isolated sound (.wav, .flac or .ogg, by the extension)")
     g.add_argument("--save-video", metavar="FILE.mp4", help="write the annotated video (.mp4)")
+    g.add_argument("--stems", metavar="DIR",
+                   help="find the players by clustering the picture by sound and write each "
+                        "one's sound to DIR/stem_<id>.wav while running (plus stems.json and "
+                        "clusters.png at the end); all on --out's timeline")
     g.add_argument("--select", type=_select_arg, metavar="X,Y|auto",
                    help="isolate this picture pixel (or the loudest cell) without clicking; "
                         "headless without it: auto")

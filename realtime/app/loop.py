@@ -48,7 +48,8 @@ class MainLoop:
         av_sync: the window shows the camera frame captured one audio latency ago
             (`realtime.app.sync`), so picture and isolated sound match; False: the
             newest frame. Recordings and --save-video keep the newest frame either way.
-    Keys: h heatmap, m bypass, i isolate/remove, r record, space freeze, q/Esc quit.
+    Keys: h heatmap, c clusters, m bypass, i isolate/remove, r record, space freeze,
+    q/Esc quit; click selects a player, shift-click adds one.
     """
 
     def __init__(self, pipeline, window=None, video=None,
@@ -147,16 +148,20 @@ class MainLoop:
                  + (f"  A/V -{1000 * self.av_delay_s:.0f} ms" if self.av_delay_s else "")]
         sel = "auto (loudest)" if view.auto else (
             f"({view.selected[0]:.2f}, {view.selected[1]:.2f})" if view.selected else "none (click)")
-        lines.append(f"{'removing' if view.remove else 'isolating'} {sel}  "
-                     "h:heat m:mix i:remove r:rec spc:freeze q:quit")
+        if len(view.points) > 1 and not view.auto:
+            sel += f" + {len(view.points) - 1} more"
+        playing = "mixture" if view.bypass else f"{'removing' if view.remove else 'isolating'} {sel}"
+        lines.append(f"{playing}{'  | ' + view.sources if view.sources else ''}  "
+                     "h:heat c:clusters m:mix i:remove r:rec spc:freeze q:quit")
         alerts = [name for name, on in (
             ("BYPASS", view.bypass), ("FROZEN", self.frozen is not None),
             ("CAMERA LOST", snap["camera_lost"]), ("VIDEO SLOWED", snap["degraded"])) if on]
         if self.rec.current is not None:
             secs = int(time.monotonic() - self.rec.current.started)
             alerts.insert(0, f"REC {secs // 60}:{secs % 60:02d}")
-        return annotate(frame_bgr, view.heatmap, None if view.bypass else view.selected,
-                        lines, alerts, self.show_heatmap)
+        points = () if view.bypass else (view.points if not view.auto else (view.selected,))
+        return annotate(frame_bgr, view.heatmap, [p for p in points if p is not None],
+                        lines, alerts, self.show_heatmap, clusters=view.clusters)
 
     # ---------------------------------------------------------------- input
     def _handle_input(self) -> bool:
@@ -164,9 +169,9 @@ class MainLoop:
         if self.window is None:
             return False
         key = self.window.poll(5)
-        for x, y in self.window.take_clicks():
+        for x, y, add in self.window.take_clicks():
             w, h = self.window._pic_size
-            self.p.command("select", x / max(w - 1, 1), y / max(h - 1, 1))
+            self.p.command("add" if add else "select", x / max(w - 1, 1), y / max(h - 1, 1))
         if key in (ord("q"), 27) or self.window.closed:
             return True
         if key == ord("h"):
@@ -175,6 +180,8 @@ class MainLoop:
             self.p.command("bypass", None)
         elif key == ord("i"):
             self.p.command("remove", None)
+        elif key == ord("c"):
+            self.p.command("clusters", None)
         elif key == ord("r"):
             self.rec.toggle()
         elif key == ord(" "):

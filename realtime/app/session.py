@@ -184,10 +184,14 @@ class Session:
         from realtime.pipeline.worker import Pipeline
         from realtime.streaming.separator import StreamingSeparator
 
+        from realtime.io.stems import StemFiles
+
         offline = bool(args.no_pace)
         self.sep = StreamingSeparator(engine, spec)
         self.sinks = [AlignedWavSink(args.out, self.sep.latency_samples)] if args.out else []
-        self.pipeline = Pipeline(self.sep, mic, speaker, camera, sinks=self.sinks,
+        self.stems = (StemFiles(args.stems, self.sep.latency_samples)
+                      if getattr(args, "stems", None) else None)
+        self.pipeline = Pipeline(self.sep, mic, speaker, camera, sinks=self.sinks, stems=self.stems,
                                  realtime=not offline, visual_hz=args.visual_hz,
                                  duration_s=args.duration,
                                  initial_select=args.remove or args.select,
@@ -223,15 +227,34 @@ class Session:
         self.pipeline.stop_processing()
         for sink in self.sinks:
             sink.close()
+        problems = []
+        if self.stems is not None:
+            problems += self._close_stems()
         if self.video is not None:
             self.video.close()
         if self.window is not None:
             self.window.close()
-        problems = [e for e in (getattr(self.video, "error", None),) if e]
+        problems += [e for e in (getattr(self.video, "error", None),) if e]
         self.hung = not self.pipeline.stop_devices()
         if self.hung:
             problems.append(f"an audio device did not stop within {DEVICE_STOP_S:g} s; exiting anyway")
         return problems
+
+
+    def _close_stems(self) -> list[str]:
+        """Finish --stems (once): pad, close, stems.json, clusters.png from the newest frame."""
+        import cv2
+
+        stems, self.stems = self.stems, None
+        p = self.pipeline
+        item = p.latest_frame()
+        frame = None if item is None else cv2.cvtColor(item[0], cv2.COLOR_BGR2RGB)
+        size = p.frames.size or (0, 0)
+        try:
+            stems.close(p.counters.consumed, p.clusters.current, frame, size)
+        except OSError as exc:
+            return [f"--stems {stems.dir}: {first_line(exc)}"]
+        return []
 
 
 def run_session(args, camera, mic, speaker, engine, spec, log=_log) -> int:

@@ -1,6 +1,7 @@
 """What the user sees, drawn: the camera frame with the sound heatmap blended over it
-(colormap JET, `alpha`), a marker on the selected pixel, and a HUD strip *below* the
-picture (latency, RTF, dropped blocks, state flags).
+(colormap JET, `alpha`) or, with the `c` key, the discovered sources in their colours
+(`pixelplayer.stems.clusters_picture`), a marker on each selected pixel, and a HUD strip
+*below* the picture (latency, RTF, dropped blocks, state flags).
 
     img = annotate(frame_bgr, heatmap, selected, hud_lines)   # (H + HUD_HEIGHT, W, 3)
 
@@ -66,16 +67,25 @@ def hud_strip(width: int, lines: list[str], alerts: list[str] = (),
 
 
 def annotate(frame_bgr: np.ndarray, heatmap: np.ndarray | None,
-             selected: tuple[float, float] | None, hud_lines: list[str],
+             selected, hud_lines: list[str],
              alerts: list[str] = (), show_heatmap: bool = True,
-             alpha: float = 0.45) -> np.ndarray:
-    """The full picture: overlay + marker + HUD strip.
+             alpha: float = 0.45, clusters=None) -> np.ndarray:
+    """The full picture: overlay + markers + HUD strip.
 
-    frame_bgr (H, W, 3) uint8; heatmap (h, w) 0..1 or None; selected: normalised
-    (x, y) or None.  Returns (H + HUD_HEIGHT, W, 3) uint8 (the frame is not modified).
+    frame_bgr (H, W, 3) uint8; heatmap (h, w) 0..1 or None; selected: normalised (x, y),
+    a list of them, or None; clusters: `pixelplayer.clusters.Clusters` to show instead of
+    the heatmap, or None. Returns (H + HUD_HEIGHT, W, 3) uint8 (the frame is not modified).
     """
-    pic = (heat_overlay(frame_bgr, heatmap, alpha)
-           if show_heatmap and heatmap is not None else frame_bgr.copy())
-    if selected is not None:
-        draw_marker(pic, selected)
+    if clusters is not None:
+        from pixelplayer.stems import clusters_picture
+
+        rgb = clusters_picture(np.ascontiguousarray(frame_bgr[..., ::-1]), clusters)
+        pic = np.ascontiguousarray(rgb[..., ::-1])
+    elif show_heatmap and heatmap is not None:
+        pic = heat_overlay(frame_bgr, heatmap, alpha)
+    else:
+        pic = frame_bgr.copy()
+    points = [selected] if isinstance(selected, tuple) else list(selected or ())
+    for point in points:
+        draw_marker(pic, point)
     return np.vstack([pic, hud_strip(pic.shape[1], hud_lines, list(alerts))])

@@ -4,7 +4,7 @@
     win = Window("realtime-sep")              # raises GuiUnavailable without a display
     win.show(img)
     key = win.poll(5)                          # ms; -1 or a key code
-    for x, y in win.take_clicks(): ...         # picture pixel coordinates
+    for x, y, add in win.take_clicks(): ...    # picture pixels; add: shift held
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Window:
         if not display_available():
             raise GuiUnavailable("no display ($DISPLAY unset or unreachable)")
         self.title = title
-        self._clicks: list[tuple[int, int]] = []
+        self._clicks: list[tuple[int, int, bool]] = []
         self._pic_size = (0, 0)   # (W, H) of the picture part of the last image
         try:
             cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
@@ -78,7 +78,7 @@ class Window:
             return
         w, h = self._pic_size
         if 0 <= x < w and 0 <= y < h:     # on the HUD strip or beyond: ignored
-            self._clicks.append((int(x), int(y)))
+            self._clicks.append((int(x), int(y), bool(flags & cv2.EVENT_FLAG_SHIFTKEY)))
 
     def show(self, img: np.ndarray, picture_height: int | None = None) -> None:
         """Display `img` (H, W, 3) uint8; its top `picture_height` rows (default
@@ -93,8 +93,9 @@ class Window:
         key = cv2.waitKey(max(1, int(ms)))
         return -1 if key < 0 else key & 0xFF
 
-    def take_clicks(self) -> list[tuple[int, int]]:
-        """Clicks on the picture since the last call, as (x, y) picture pixels."""
+    def take_clicks(self) -> list[tuple[int, int, bool]]:
+        """Clicks on the picture since the last call: (x, y) picture pixels and whether
+        shift was held (shift-click adds a player to the selection)."""
         clicks, self._clicks = self._clicks, []
         return clicks
 

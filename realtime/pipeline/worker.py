@@ -38,6 +38,7 @@ import numpy as np
 from pixelplayer.config import HOP
 from realtime.io.audio_common import MODEL_RATE
 from realtime.io.writers import BackgroundWriter
+from realtime.pipeline.clusters import LiveClusters
 from realtime.pipeline.frames import FrameFeed
 from realtime.pipeline.stats import WorkerCounters, WorkerStats, percentile_ms
 
@@ -55,13 +56,19 @@ class ViewState:
     """What the picture shows; the worker replaces it, never mutates it.
 
     heatmap: (rows, cols) float32 in 0..1 or None (14 x 19 for a 4:3
-    picture).  selected: normalised (x, y) of the isolated point or None.  bypass: the mixture is played.  remove:
+    picture).  selected: normalised (x, y) of the isolated point or None; points: all
+    selected points (shift-click adds).  bypass: the mixture is played.  remove:
     the mixture without the selected point's sound is played.  auto: the
     loudest cell is followed.  degraded: vision updates are being skipped.
+    clusters: the latest `pixelplayer.clusters.Clusters` while the `c` overlay is on.
+    sources: what the HUD says about the clustering ('' when off).
     """
 
     heatmap: np.ndarray | None = None
     selected: tuple[float, float] | None = None
+    points: tuple = ()
+    clusters: object = None
+    sources: str = ""
     bypass: bool = False
     remove: bool = False
     auto: bool = False
@@ -91,13 +98,16 @@ class Pipeline:
             first frame is known.
         keep_frames, pool_frames: see `realtime.pipeline.frames.FrameFeed` (offline:
             queue every frame for `next_frame`; vision max-pooled over N frames).
+        stems: a `realtime.io.stems.StemFiles` (--stems): every source the live
+            clustering finds is separated and written to it; None: clustering runs
+            only while the `c` overlay is on.
     """
 
     def __init__(self, separator, mic, speaker=None, camera=None, sinks=(),
                  realtime: bool = True, visual_hz: float = 2.0,
                  duration_s: float | None = None, initial_select=None,
                  keep_frames: bool = False,
-                 pool_frames: int = 3) -> None:
+                 pool_frames: int = 3, stems=None) -> None:
         self.sep, self.mic, self.speaker, self.camera = separator, mic, speaker, camera
         self.realtime = realtime
         self.visual_period = 1.0 / visual_hz if visual_hz > 0 else float("inf")
@@ -106,6 +116,8 @@ class Pipeline:
         self.writer = BackgroundWriter(maxsize=256, name="audio-writer")
         self.commands: queue.Queue = queue.Queue(maxsize=32)
         self.frames = FrameFeed(separator, camera, pool_frames, keep_frames)
+        self.stems = stems
+        self.clusters = LiveClusters(stems=stems is not None)
         self.frame_queue = self.frames.queue
         self.view = ViewState()
         self.finished = threading.Event()
@@ -215,8 +227,9 @@ class Pipeline:
         self._stop.set()
 
     def command(self, name: str, *args) -> bool:
-        """Queue a command for the worker: ('select', xn, yn), ('auto',),
-        ('bypass', on|None=toggle), ('freeze', on).  False if the queue is full."""
+        """Queue a command for the worker: ('select', xn, yn), ('add', xn, yn), ('auto',),
+        ('bypass' | 'remove' | 'clusters', on|None=toggle), ('freeze', on).  False if the
+        queue is full."""
         try:
             self.commands.put_nowait((name, args))
             return True
@@ -294,6 +307,9 @@ class Pipeline:
             c.produced += isolated.shape[0]
         for sink in self.sinks:
             self.writer.submit(sink, isolated, mixture, in_pos, out_pos, block=not self.realtime)
+        if self.stems is not None and self.sep.stem_chunks:
+            self.writer.submit(self.stems.write, self.sep.stem_chunks, out_pos,
+                               block=not self.realtime)
 
     def _behind(self) -> bool:
         """More than one chunk of audio waiting: the worker is late."""
@@ -343,8 +359,9 @@ class Pipeline:
             c.visual_ms.append(1000.0 * dt)
             if self._auto:
                 self.sep.select_auto()
+            self.clusters.update(self.sep)
             self._publish()
-        return dt
+        return time.perf_counter() - t0
 
     def _apply_initial(self) -> None:
         sel, self._initial = self._initial, None
@@ -368,6 +385,12 @@ class Pipeline:
                 return
             if name == "select":
                 self._select(*args)
+            elif name == "add":
+                self._auto = False
+                self.sep.add_point(*args)
+            elif name == "clusters":
+                shown = self.clusters.shown
+                self.clusters.shown = (not shown) if not args or args[0] is None else bool(args[0])
             elif name == "auto":
                 self._auto = True
                 if self.counters.visual_updates:
@@ -386,8 +409,12 @@ class Pipeline:
 
     def _publish(self) -> None:
         heat = self.sep.heatmap
+        shown = self.clusters.shown
         self.view = ViewState(
             heatmap=None if heat is None else np.array(heat, np.float32, copy=True),
-            selected=self._selected_point(), bypass=bool(self.sep.bypass),
+            selected=self._selected_point(), points=self.sep.selection.points,
+            clusters=self.clusters.current if shown else None,
+            sources=self.clusters.describe() if self.clusters.enabled else "",
+            bypass=bool(self.sep.bypass),
             remove=bool(self.sep.remove), auto=self._auto,
             frozen=self.frames.frozen, degraded=time.monotonic() < self._degraded_until)

@@ -37,9 +37,16 @@ a window that is partly zeros.
 
 Sources. The output follows one source: the mixture (bypass, no selection, or no visual
 features yet: until the first `set_visual()` the separator passes the mixture through
-with the same latency) or one feature cell. A change of source is crossfaded (see
-`_gains`); a newly selected cell first needs `support` - 256 samples of its own
-overlap-add history, so its fade starts that far into the first chunk computed for it.
+with the same latency), one feature cell, or several cells (shift-click: a sorted tuple,
+their sounds added). A change of source is crossfaded (see `_gains`); a newly selected
+source first needs `support` - 256 samples of its own overlap-add history, so its fade
+starts that far into the first chunk computed for it.
+
+Stems. `set_stems` names sources by a feature vector each (the live clustering's); they
+are separated in the same engine call as the heard source, each with its own overlap-add,
+and after each `feed` `stem_chunks` holds their output aligned with what it returned
+(zeros in chunks a stem was not separated in; a stem's first chunk lacks the frames
+before it started).
 """
 from __future__ import annotations
 
@@ -50,7 +57,7 @@ from engines.graphs import select_cells
 from pixelplayer import dsp
 from pixelplayer.config import CLICK_POOL, HOP, SAMPLE_RATE
 
-from realtime.streaming.heatmap import HeatAverage
+from realtime.streaming.heatmap import BandHistory, HeatAverage
 from realtime.streaming.overlap import ContextWindow, OverlapAdd
 from realtime.streaming.selection import Selection, cell_center
 from realtime.streaming.vision import VisualState
@@ -58,6 +65,11 @@ from realtime.streaming.vision import VisualState
 __all__ = ["StreamingSeparator", "algorithmic_latency"]
 
 MIX = None  # the source id of the unprocessed mixture; cells are ints row*w + col
+
+
+def _cells_of(source) -> tuple:
+    """The cells a source sounds like: () for the mixture, (cell,) or its tuple."""
+    return () if source is MIX else source if isinstance(source, tuple) else (source,)
 
 
 def algorithmic_latency(spec: EngineSpec) -> int:
@@ -97,6 +109,9 @@ class StreamingSeparator:
         self.click_pool = int(click_pool)
         self.selection = Selection()
         self.heat = HeatAverage(self.chunk_samples)
+        self.bands = BandHistory(self.chunk_samples)  # what the live clustering reads
+        self._stems: tuple = ()  # ((id, feature (K,)), ...), swapped whole by set_stems
+        self.stem_chunks: dict = {}  # id -> its samples aligned with feed's last output
         self.bypass = False  # 'm' key: hear the mixture (same latency), keep the selection
         self.remove = False  # 'i' key: hear the mixture without the selected cell's sound
         self._visual: VisualState | None = None
@@ -133,6 +148,7 @@ class StreamingSeparator:
             raise ValueError(f"features must be (1, {self.engine.k}, h, w), got {state.cells.shape}")
         if state.grid != self.grid_shape:
             self.heat.reset()  # the running average is per cell of the old grid
+            self.bands.reset()
         self._visual = state
 
     def set_visual_features(self, feats) -> None:
@@ -160,6 +176,10 @@ class StreamingSeparator:
         self.selection.select(x, y)
         return self.selected_cell
 
+    def add_point(self, x: float, y: float) -> None:
+        """Follow (x, y) as well as what is selected (their sounds added)."""
+        self.selection.add(x, y)
+
     def select_cell(self, cell: int | None) -> None:
         """Follow a flat cell index row*cols + col of the current grid (None: mixture)."""
         self.selection.select_cell(cell, self.grid_shape)
@@ -174,9 +194,16 @@ class StreamingSeparator:
         return self.selected_cell
 
     @property
-    def selected_cell(self) -> int | None:
-        """The requested cell of the current grid (None: mixture); what is heard fades to it."""
+    def selected_cell(self):
+        """The requested cell of the current grid (None: mixture; a sorted tuple of cells
+        when several points are selected); what is heard fades to it."""
         return self.selection.cell(self.grid_shape)
+
+    def set_stems(self, stems) -> None:
+        """Separate these sources too from the next chunk on: ((id, feature (K,)), ...) or
+        () for none. An id keeps its overlap-add while it stays; a new id starts fresh."""
+        stems = tuple((int(i), np.asarray(f, np.float32).reshape(self.engine.k)) for i, f in stems)
+        self._stems = stems
 
     @property
     def selected_point(self) -> tuple[float, float] | None:
@@ -203,7 +230,10 @@ class StreamingSeparator:
         self._window.reset()
         for ola in self._olas:
             ola.reset()
-        self._slots: dict = {}  # cell -> OverlapAdd holding its overlap-add history
+        self._slots: dict = {}  # source -> OverlapAdd holding its overlap-add history
+        self._stem_olas: dict = {}  # stem id -> its OverlapAdd
+        self._stem_parts, self._feed_start = {}, 0
+        self.stem_chunks = {}
         self._active = MIX
         self._fade: tuple | None = None  # (target source, output position where it starts)
         self._in_total = 0  # input samples fed since the reset
@@ -218,6 +248,8 @@ class StreamingSeparator:
         """
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         outs, i, chunk = [], 0, self.chunk_samples
+        self._stem_parts: dict = {}  # id -> [(chunk index in this call, samples)]
+        self._feed_start = self._out_pos // chunk
         while i < len(x):
             take = min(chunk - self._in_total % chunk, len(x) - i)
             self._window.push(x[i:i + take])
@@ -225,18 +257,27 @@ class StreamingSeparator:
             i += take
             if self._in_total % chunk == 0:
                 outs.append(self._process_chunk())
+        self.stem_chunks = {}
+        for sid, parts in self._stem_parts.items():
+            stem = np.zeros(len(outs) * chunk, np.float32)
+            for k, part in parts:
+                stem[k * chunk:(k + 1) * chunk] = part
+            self.stem_chunks[sid] = stem
         return np.concatenate(outs) if outs else np.zeros(0, np.float32)
 
     def flush(self) -> np.ndarray:
         """Feed zeros until every fed sample has come out, return that output (a multiple
         of `chunk_samples`; the fed samples end `latency_samples` after the input's end),
-        then `reset()` the stream."""
+        then `reset()` the stream; `stem_chunks` stays aligned with this output."""
         if self._in_total == 0:
+            self.stem_chunks = {}
             return np.zeros(0, np.float32)
         chunk, needed = self.chunk_samples, self._in_total + self.latency_samples
         pad = -(-needed // chunk) * chunk - self._in_total
         out = self.feed(np.zeros(pad, np.float32))
+        stems = self.stem_chunks
         self.reset()
+        self.stem_chunks = stems  # what this output's stems were
         return out
 
     def _desired(self, visual: VisualState | None):
@@ -246,16 +287,22 @@ class StreamingSeparator:
 
     def _process_chunk(self) -> np.ndarray:
         window = self._window.view()
-        visual = self._visual  # read once: the vision thread may swap it meanwhile
+        visual, stems = self._visual, self._stems  # read once: other threads swap them
         self._update_source(self._desired(visual))
-        pixels = [s for s in (self._active, self._fade and self._fade[0]) if s is not MIX]
+        sources = [s for s in (self._active, self._fade and self._fade[0]) if s is not MIX]
+        cells = [c for s in sources for c in _cells_of(s)]
         outputs = {}
         if visual is not None:
             # Runs even for the mixture so the heatmap stays live.
-            frames, heat = self._separate(window, visual, pixels or [0])
-            for cell, cell_frames in zip(pixels, frames):
-                outputs[cell] = self._slots[cell].feed(cell_frames)
+            frames, heat = self._separate(window, visual, cells, [f for _, f in stems])
+            i = 0
+            for source in sources:
+                n = len(_cells_of(source))
+                outputs[source] = self._slots[source].feed(np.sum(frames[i:i + n], axis=0))
+                i += n
+            self._feed_stems(stems, frames[i:i + len(stems)])
             self.heat.update(heat.sum(-1).reshape(visual.grid))
+            self.bands.update(heat)
         end = self.context_samples - self.latency_samples  # window index of output's end
         mixture = window[end - self.chunk_samples:end].copy()
         if self.remove:
@@ -268,6 +315,13 @@ class StreamingSeparator:
             out = self._mix(outputs)
         self._out_pos += self.chunk_samples
         return out
+
+    def _feed_stems(self, stems, frames) -> None:
+        olas = {i: self._stem_olas.get(i) or OverlapAdd(window=self.spec.window) for i, _ in stems}
+        self._stem_olas = olas
+        index = self._out_pos // self.chunk_samples - self._feed_start
+        for (i, _), f in zip(stems, frames):
+            self._stem_parts.setdefault(i, []).append((index, olas[i].feed(f)))
 
     def _update_source(self, desired) -> None:
         """Start a fade when the wanted source changed (one fade at a time: a request made
@@ -287,13 +341,17 @@ class StreamingSeparator:
         warm = self._olas[0].tail_samples if desired is not MIX else 0
         self._fade = (desired, self._out_pos + warm)
 
-    def _separate(self, window, visual: VisualState, cells):
-        """Separate graph on `window` for `cells`: frames `(P, H, 1022)`, heat `(h*w, bands)`."""
+    def _separate(self, window, visual: VisualState, cells, stem_feats=()):
+        """Separate graph on `window` for `cells` (their click features) then the stems'
+        features: frames, a list of `(H, 1022)` in that order, and heat `(h*w, bands)`.
+        With nothing to separate, cell 0 runs so the heatmap stays live."""
+        feats = [select_cells(visual.click, np.asarray([cells], np.int64))[0]] if cells else []
+        feats += [np.stack(stem_feats)] if len(stem_feats) else []
+        feats = np.concatenate(feats) if feats else visual.click[:, :, 0, 0]
         limit = max(1, self.spec.max_pixels)
         frames, heat = [], None
-        for i in range(0, len(cells), limit):  # engines built for fewer pixels: call twice
-            pix = select_cells(visual.click, np.asarray([cells[i:i + limit]], np.int64))
-            out, heat = self.engine.separate(window[None], pix, visual.cells)
+        for i in range(0, len(feats), limit):  # engines built for fewer pixels: call twice
+            out, heat = self.engine.separate(window[None], feats[None, i:i + limit], visual.cells)
             frames.extend(to_numpy(out, np.float32)[0])
         return frames, to_numpy(heat, np.float32)[0]
 

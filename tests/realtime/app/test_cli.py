@@ -270,3 +270,45 @@ def test_remove_plays_the_mixture_without_the_player(tmp_path):
     late = slice(2 * 11025, None)  # after the first picture and the fade
     assert band_energy_ratio(mixture[late]) < 0.2  # the violin is most of the energy
     assert band_energy_ratio(data[late]) > 0.8
+
+
+@pytest.mark.slow
+def test_stems_writes_each_discovered_player_while_running(tmp_path):
+    """--stems: the live clustering finds the low (left) and the high (right) player of
+    the band double's duet; each gets its file, aligned with --out and the mixture."""
+    import json
+    import subprocess
+
+    import soundfile as sf
+
+    from tests.realtime.doubles import REPO, RUNNER, band_energy_ratio, cached_duet
+
+    scene_dir, meta = cached_duet()
+    left = meta["players"][0]["centre"]
+    out, stems = tmp_path / "left.wav", tmp_path / "stems"
+    proc = subprocess.run([*RUNNER, "--camera", os.path.join(scene_dir, "video.mp4"),
+                           "--mic", os.path.join(scene_dir, "mixture.wav"), "--headless",
+                           "--no-pace", "--select", f"{left[0]:.0f},{left[1]:.0f}",
+                           "--out", str(out), "--stems", str(stems)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((stems / "stems.json").read_text())
+    assert len(manifest["stems"]) == 2 and manifest["size"] == meta["size"]
+    mixture, _ = sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")
+    isolated, _ = sf.read(out, dtype="float32")
+    late = slice(3 * 11025, None)  # clustering needs a few seconds of sound first
+    lows = []
+    for stem in manifest["stems"]:
+        audio, rate = sf.read(stems / stem["file"], dtype="float32")
+        assert rate == 11025 and audio.size == mixture.size == isolated.size
+        low = band_energy_ratio(audio[late])
+        assert low > 0.8 or low < 0.2
+        lows.append(low > 0.5)
+        on_left = stem["centre_xy"][0] < meta["size"][0] / 2
+        assert on_left == (low > 0.5)  # the low-pass cells are the left half
+    assert sorted(lows) == [False, True]
+    low_stem = next(s for s, lo in zip(manifest["stems"], lows) if lo)
+    audio, _ = sf.read(stems / low_stem["file"], dtype="float32")
+    # The same player selected and found: the same sound, on the same timeline.
+    np.testing.assert_allclose(audio[late], isolated[late], atol=2e-3)
+    assert (stems / "clusters.png").is_file()

@@ -48,6 +48,24 @@ def test_annotate_blends_heatmap_marks_selection_and_adds_hud():
     assert np.array_equal(plain[:120], frame)
 
 
+def test_annotate_shows_clusters_in_their_colours_and_every_marker():
+    from pixelplayer.clusters import PALETTE, Clusters, Source
+
+    frame = np.full((120, 200, 3), 128, np.uint8)
+    labels = np.full((7, 10), -1)
+    labels[:, :5] = 0                                    # left half: source 0, right: background
+    source = Source(0, tuple(np.flatnonzero(labels.reshape(-1) == 0)), (0.25, 0.5), 0.5, 1.0,
+                    None, PALETTE[0])
+    img = annotate(frame, np.ones((7, 10), np.float32), [(0.7, 0.3), (0.9, 0.8)], ["x"],
+                   clusters=Clusters(labels, (source,)))
+    r, g, b = PALETTE[0]
+    left = img[10:110, 10:90].reshape(-1, 3).mean(0)     # BGR
+    assert left[2] > 128 + 30 and left[1] < 128 - 30     # tinted toward the red source colour
+    assert np.array_equal(img[5:20, 110:130], frame[5:20, 110:130])  # background untouched
+    ys, xs = np.nonzero(_magenta(img[:120]))
+    assert (xs < 160).any() and (xs > 160).any()          # two markers
+
+
 def test_display_available_needs_a_reachable_server():
     assert not display_available({})
     assert not display_available({"DISPLAY": "garbage"})
@@ -56,7 +74,7 @@ def test_display_available_needs_a_reachable_server():
 
 def test_window_reports_clicks_on_the_picture_only(xvfb_display):
     """Real Qt window + xdotool: a click on the picture is reported in picture
-    pixels, a click on the HUD strip below it is ignored."""
+    pixels, a click on the HUD strip below it is ignored, a shift-click says so."""
     assert display_available()
     win = Window("rt-click-test")
     try:
@@ -76,7 +94,12 @@ def test_window_reports_clicks_on_the_picture_only(xvfb_display):
                            check=True)
             for _ in range(15):
                 win.poll(20)
-        assert win.take_clicks() == [(150, 80)]
+        assert win.take_clicks() == [(150, 80, False)]
+        subprocess.run(["xdotool", "mousemove", "--window", wid, "40", "30", "keydown", "shift",
+                        "click", "1", "keyup", "shift"], check=True)
+        for _ in range(15):
+            win.poll(20)
+        assert win.take_clicks() == [(40, 30, True)]
         assert not win.closed
     finally:
         win.close()

@@ -103,6 +103,28 @@ def test_offline_output_follows_the_selected_player(duet, player):
     assert p.snapshot()["dropped_samples"] == 0 and p.writer.dropped == 0
 
 
+def test_c_key_clusters_and_shift_click_adds_a_player(duet):
+    """('clusters', True) turns the live clustering on: the view carries the two players
+    found, with the left source on the left half; ('add', x, y) selects a second player,
+    and both together sound like the whole mixture."""
+    scene_dir, meta = duet
+    (x0, _), (x1, _) = (p["centre"] for p in meta["players"])
+    w, h = meta["size"]
+    p, sink = _run_offline(scene_dir, commands=[("clusters", True), ("select", x0 / w, 0.5),
+                                                ("add", x1 / w, 0.5)])
+    clusters = p.view.clusters
+    assert clusters is not None and len(clusters.sources) == 2
+    assert p.view.sources == "2 sources" and p.clusters.runs >= 6
+    cols = clusters.grid[1]
+    for s in clusters.sources:
+        side = {c % cols < cols // 2 for c in s.cells}
+        assert len(side) == 1  # one half each
+    assert len(p.view.points) == 2
+    mixture, lat = _mixture(scene_dir), p.sep.latency_samples
+    out = sink.isolated[lat:lat + mixture.size]
+    assert correlation(out[2 * MODEL_RATE:], mixture[2 * MODEL_RATE:]) > 0.95
+
+
 def test_bypass_plays_the_mixture_with_the_stated_latency(duet):
     scene_dir, meta = duet
     mixture = _mixture(scene_dir)

@@ -331,3 +331,58 @@ def test_selection_reads_the_neighbourhood_maximum():
     row, col = divmod(CELL_A, sep.grid_shape[1])
     window = FEATS[0, :, max(row - 2, 0):row + 3, max(col - 2, 0):col + 3]
     assert np.allclose(pooled[0, :, row, col], window.max(axis=(1, 2)))
+
+
+def test_several_cells_sound_together(model):
+    """Shift-click: two selected points give the sum of their single-cell outputs, and the
+    source is the sorted tuple of both cells."""
+    engine, x = _engine(model), _noise(20000)
+    one = _run(_separator(engine, CELL_A), x)
+    two = _run(_separator(engine, CELL_B), x)
+    sep = _separator(engine, CELL_B)
+    sep.add_point(*sep.cell_center(CELL_A))
+    assert sep.selected_cell == (CELL_A, CELL_B)
+    both = sep.feed(x)
+    assert sep.source == (CELL_A, CELL_B)
+    both = np.concatenate([both, sep.flush()])
+    _close(both, one + two)
+    sep.add_point(*sep.cell_center(CELL_A))  # the same cell twice counts once
+    assert sep.selected_cell == (CELL_A, CELL_B)
+
+
+def test_stems_equal_their_features_selected(model):
+    """A stem named by a feature sounds exactly like a cell with that feature, while the
+    heard output stays the selected cell's; stems on the mixture's timeline."""
+    engine, x = _engine(model, max_pixels=2), _noise(20000)
+    feat_a = FEATS[0, :, 3, 4]  # CELL_A's own feature (click_pool 1)
+    ref = _run(_separator(engine, CELL_A), x)
+    sep = _separator(engine, CELL_B)
+    heard_ref = _run(_separator(engine, CELL_B), x)
+    sep.set_stems([(7, feat_a), (9, FEATS[0, :, 10, 9])])
+    stem7, stem9, heard, pos = [], [], [], 0
+    for n in (3000,) * 7:
+        out = sep.feed(x[pos:pos + n])
+        pos += n
+        heard.append(out)
+        if out.size:
+            assert set(sep.stem_chunks) == {7, 9}
+            assert all(c.shape == out.shape for c in sep.stem_chunks.values())
+            stem7.append(sep.stem_chunks[7])
+            stem9.append(sep.stem_chunks[9])
+    heard = np.concatenate(heard)
+    _close(heard, heard_ref[:heard.size])
+    _close(np.concatenate(stem7), ref[:heard.size])
+    _close(np.concatenate(stem9), heard)  # stem 9 is CELL_B's feature: what is heard
+    sep.set_stems([])
+    sep.feed(x[:sep.chunk_samples])
+    assert sep.stem_chunks == {}
+
+
+def test_band_history_feeds_the_clustering(model):
+    engine = _engine(model, h=4)
+    sep = _separator(engine)
+    assert sep.bands.snapshot() is None
+    sep.feed(_noise(HOP * 4 * 5))
+    snap = sep.bands.snapshot()
+    assert snap.shape == (196, 16, 5 // sep.bands.group) and (snap >= 0).all()
+    np.testing.assert_allclose(snap.sum(axis=(1, 2)) > 0, True)
