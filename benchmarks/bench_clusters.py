@@ -92,7 +92,8 @@ def score_scene(model, scene) -> dict:
                            for s in range(len(est))] for p in range(n)])  # (players, stems)
         for p, s in zip(*linear_sum_assignment(-table)):
             row["stem_sdr"].append(table[p, s])
-            row["stem_mix_sdr"].append(float(sdr(scene.sources[p:p + 1], scene.mixture[None])[0]))
+            if n > 1:  # a solo's mixture is its source: infinite SDR
+                row["stem_mix_sdr"].append(float(sdr(scene.sources[p:p + 1], scene.mixture[None])[0]))
             row["matches"] += int(np.argmax(table[:, s]) == p)
     if n == 2:
         w, h = scene.size
@@ -129,7 +130,7 @@ def quality(args, model) -> list[dict]:
                    "own": sum(r["own"] for r in scored), "players": n * len(scored),
                    "stem_sdr": statistics.fmean(stems) if stems else float("nan"),
                    "stem_mix": statistics.fmean(v for r in scored for v in r["stem_mix_sdr"])
-                   if stems else float("nan"), "with_stem": len(stems),
+                   if stems and n > 1 else float("nan"), "with_stem": len(stems),
                    "matches": sum(r["matches"] for r in scored),
                    "remove_sdr": statistics.fmean(removes) if removes else float("nan"),
                    "remove_mix": statistics.fmean(v for r in scored for v in r["remove_mix_sdr"])

@@ -26,6 +26,7 @@ measured mic-to-speaker <= 300 ms.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -55,6 +56,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="starting jitter margin (ms; default realtime-sep's; it adapts)")
     p.add_argument("--blocksize", type=int, default=None,
                    help="device frames per callback (default ~11 ms, as realtime-sep)")
+    p.add_argument("--stems", action="store_true",
+                   help="the separation run also writes every discovered source (--stems)")
     p.add_argument("--markdown", type=Path, help="also write the table to this file")
     return p
 
@@ -128,7 +131,7 @@ class _Cpu:
 
 
 def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
-             blocksize: int | None, jitter_ms: float | None):
+             blocksize: int | None, jitter_ms: float | None, stems: str | None = None):
     """realtime-sep's session on mic_sink.monitor -> spk_sink (not started); the GUI thread
     annotates every frame into a discarding video sink."""
     from realtime.app.cli import get_parser as app_parser
@@ -138,6 +141,7 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
 
     opts = app_parser().parse_args(["--duration", str(seconds), "--log-every", "0"])
     opts.select = tuple(meta["players"][0]["centre"])
+    opts.stems = stems
     mic = open_microphone("mic_sink.monitor", blocksize)
     spk = open_speaker("spk_sink", blocksize, jitter_ms)
     camera = CameraSource(os.path.join(scene_dir, "video.mp4"), loop=True)
@@ -148,7 +152,8 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
 
 
 def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, warmup: float,
-             bypass: bool, blocksize: int | None, jitter_ms: float | None = None) -> dict:
+             bypass: bool, blocksize: int | None, jitter_ms: float | None = None,
+             stems: str | None = None) -> dict:
     """One live run through PulseAudio; returns counters measured after `warmup` s."""
     import soundfile as sf
 
@@ -158,7 +163,8 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
     player = server.play(np.tile(mixture, int(np.ceil((seconds + warmup + 6) * RATE / mixture.size))),
                          RATE)
     time.sleep(0.5)
-    session = _session(engine, spec, scene_dir, meta, seconds + warmup, bypass, blocksize, jitter_ms)
+    session = _session(engine, spec, scene_dir, meta, seconds + warmup, bypass, blocksize, jitter_ms,
+                       None if bypass else stems)
     p = session.pipeline
     recs, marks = [], {}
 
@@ -278,7 +284,11 @@ def main(argv=None) -> int:
             print(f"bench: {'bypass' if bypass else 'separation'} run, {secs:g} s + "
                   f"{args.warmup:g} s warm-up ...", flush=True)
             rows.append(run_mode(server, engine, spec, scene_dir, meta, secs, args.warmup,
-                                 bypass, args.blocksize, args.jitter_ms))
+                                 bypass, args.blocksize, args.jitter_ms,
+                                 os.path.join(work, "stems") if args.stems else None))
+            if args.stems and not bypass:
+                found = json.loads(Path(work, "stems", "stems.json").read_text())["stems"]
+                print(f"bench: --stems wrote {len(found)} stems", flush=True)
     finally:
         server.stop()
     print(rows[0]["budget_line"])

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BACKGROUND_SHARE", "CLUSTER_DISTANCE", "Clusters", "MIN_CELLS", "MIN_OVERLAP", "PALETTE",
-           "Source", "SourceTracker", "cell_profiles", "find_sources"]
+__all__ = ["BACKGROUND_SHARE", "CLUSTER_DISTANCE", "CONFIRM", "Clusters", "MIN_CELLS", "MIN_OVERLAP",
+           "PALETTE",
+           "Source", "SourceTracker", "cell_profiles", "find_sources", "prepare"]
 
 BACKGROUND_SHARE = 0.02  # of the loudest cell's energy: quieter cells are background
 CLUSTER_DISTANCE = 0.15  # cosine distance at which merging stops (chosen on the val split: docs/MODEL.md)
 MIN_CELLS = 3            # smaller clusters join the nearest large one
 MIN_OVERLAP = 0.2        # tracking: shared cells / all cells of two clusters to be one source
+CONFIRM = 3              # tracking: clusterings in a row a new source must appear in
 FLOOR = 1e-2             # log floor, relative to the loudest band-block of the picture
 # Colours of sources 0, 1, ... (RGB); ids beyond the palette reuse it.
 PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -68,6 +70,14 @@ class Clusters:
         for s in self.sources:
             out[self.labels == s.id] = s.colour
         return out
+
+
+def prepare() -> None:
+    """Import the clustering libraries and run them once (about a second here): the live
+    worker must not pay that in the middle of an audio stream."""
+    from scipy.optimize import linear_sum_assignment  # noqa: F401
+
+    find_sources(np.random.default_rng(0).random((4, 2, 2)), (2, 2))
 
 
 def cell_profiles(energies: np.ndarray) -> np.ndarray:
@@ -141,37 +151,60 @@ class SourceTracker:
 
     Sources are matched one to one by the share of cells they have in common
     (intersection over union, Hungarian assignment by scipy), needing at least
-    MIN_OVERLAP. A source without a match gets a new id; ids are never reused in one run,
-    so a stem file named after an id always holds one source. A new grid (another camera
-    size) matches nothing.
+    MIN_OVERLAP. A source without a match is a candidate; it gets a new id once it has
+    been matched in `confirm` clusterings in a row (a cluster that flickers in for one
+    update would otherwise open a stem file each time); until then its cells count as
+    background. Ids are never reused in one run, so a stem file named after an id holds
+    one source. A new grid (another camera size) matches nothing.
     """
 
-    def __init__(self) -> None:
-        self._previous: Clusters | None = None
+    def __init__(self, confirm: int = CONFIRM) -> None:
+        self.confirm = max(1, int(confirm))
+        self._tracked: list[Source] = []  # the confirmed sources of the last clustering
+        self._candidates: list[tuple[Source, int]] = []  # (source, clusterings seen)
+        self._grid: tuple | None = None
         self._next_id = 0
 
     def update(self, clusters: Clusters) -> Clusters:
         """`clusters` with tracked ids and colours (a new object)."""
-        from scipy.optimize import linear_sum_assignment
-
-        prev, new = self._previous, clusters.sources
-        ids: list[int | None] = [None] * len(new)
-        if prev is not None and prev.grid == clusters.grid and prev.sources and new:
-            overlap = np.array([[_iou(s.cells, p.cells) for p in prev.sources] for s in new])
-            for r, c in zip(*linear_sum_assignment(-overlap)):
-                if overlap[r, c] >= MIN_OVERLAP:
-                    ids[r] = prev.sources[c].id
-        for i, tracked in enumerate(ids):
-            if tracked is None:
+        if clusters.grid != self._grid:
+            self._tracked, self._candidates, self._grid = [], [], clusters.grid
+        new = list(clusters.sources)
+        ids = [None if m is None else self._tracked[m].id for m in _match(new, self._tracked)]
+        rest = [i for i, tracked in enumerate(ids) if tracked is None]
+        seen = _match([new[i] for i in rest], [c for c, _ in self._candidates])
+        candidates = []
+        for i, c in zip(rest, seen):
+            count = 1 + (self._candidates[c][1] if c is not None else 0)
+            if count >= self.confirm:
                 ids[i], self._next_id = self._next_id, self._next_id + 1
+            else:
+                candidates.append((new[i], count))
+        self._candidates = candidates
         labels = np.full_like(clusters.labels, -1)
         sources = []
         for s, i in zip(new, ids):
+            if i is None:
+                continue
             labels[clusters.labels == s.id] = i
             sources.append(Source(i, s.cells, s.centre, s.area, s.energy, s.feature,
                                   PALETTE[i % len(PALETTE)]))
-        self._previous = Clusters(labels, tuple(sources))
-        return self._previous
+        self._tracked = sources
+        return Clusters(labels, tuple(sources))
+
+
+def _match(new: list, old: list) -> list:
+    """For each source of `new`, the index of the source of `old` it continues, or None."""
+    from scipy.optimize import linear_sum_assignment
+
+    out: list = [None] * len(new)
+    if not new or not old:
+        return out
+    overlap = np.array([[_iou(s.cells, o.cells) for o in old] for s in new])
+    for r, c in zip(*linear_sum_assignment(-overlap)):
+        if overlap[r, c] >= MIN_OVERLAP:
+            out[r] = int(c)
+    return out
 
 
 def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:

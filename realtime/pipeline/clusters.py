@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 
-from pixelplayer.clusters import Clusters, SourceTracker, find_sources
+from pixelplayer.clusters import Clusters, SourceTracker, find_sources, prepare
 
 __all__ = ["LiveClusters"]
 
 
 class LiveClusters:
     """stems: separate every found source (for --stems); shown: the `c` overlay is on.
-    Clusters are computed while either is on. One thread (the worker)."""
+    Clusters are computed while either is on. One thread (the worker); built before the
+    audio starts, since it loads the clustering libraries (`prepare`)."""
 
     def __init__(self, stems: bool = False) -> None:
+        prepare()
         self.stems = bool(stems)
         self.shown = False
         self.current: Clusters | None = None  # replaced whole; readers keep a reference

@@ -90,8 +90,10 @@ def test_silence_has_no_sources():
 
 def test_tracker_keeps_ids_and_gives_new_ones():
     truth, energies = _oracle_scene(2, 0)
-    tracker = SourceTracker()
+    tracker = SourceTracker(confirm=2)
+    assert tracker.update(find_sources(energies, GRID)).sources == ()  # not confirmed yet
     first = tracker.update(find_sources(energies, GRID))
+    assert sorted(s.id for s in first.sources) == [0, 1]
     # The same scene with the players' loudness swapped: the loudest-first order flips,
     # the tracked ids do not.
     swapped = energies.copy()
@@ -101,8 +103,11 @@ def test_tracker_keeps_ids_and_gives_new_ones():
         old = next(o for o in first.sources if set(o.cells) == set(s.cells))
         assert s.id == old.id and s.colour == old.colour
         assert (second.labels.reshape(-1)[list(s.cells)] == s.id).all()
-    # A third player appears on cells nobody had: it gets an id never used before.
+    # A third player appears on cells nobody had: after two clusterings in a row it gets
+    # an id never used before.
     _, trio = _oracle_scene(3, 0)
+    third = tracker.update(find_sources(trio, GRID))
+    assert max(s.id for s in third.sources) <= 1  # a candidate so far: background
     third = tracker.update(find_sources(trio, GRID))
     assert max(s.id for s in third.sources) >= 2
     assert isinstance(third, Clusters) and len({s.id for s in third.sources}) == len(third.sources)
