@@ -137,7 +137,8 @@ def load(kind: str = "auto", source=None, spec: EngineSpec | None = None,
     """Build the fastest engine that actually works here.
 
     kind: "auto" (the first of the auto order that works) or one of "tensorrt", "onnx",
-      "torch" (that one only). source: a PixelPlayer, a checkpoint spec ("default" or a
+      "torch" (that one only), or "triton://HOST:PORT" (the graphs on a Triton server,
+      `engines.triton_client`; `source` is not used). source: a PixelPlayer, a checkpoint spec ("default" or a
       path) or an `export-engine` output directory (whose spec must fit `spec`).
       device: "auto", "cuda[:N]" or "cpu". threads: CPU threads for torch / onnxruntime
       (None: library default).
@@ -146,6 +147,12 @@ def load(kind: str = "auto", source=None, spec: EngineSpec | None = None,
     export directory was built for another streaming contract), pixelplayer.CheckpointError
     for a bad checkpoint.
     """
+    if str(kind).startswith("triton://"):  # a server's graphs: no local candidates
+        from .triton_client import TritonEngine, parse_url
+
+        engine = TritonEngine(parse_url(kind), spec)
+        engine.load_report = [f"triton at {engine.url}: picked"]
+        return engine
     spec = spec or EngineSpec()
     src = _Source(source)
     gpu = device != "cpu" and (device.startswith("cuda") or _cuda_visible())

@@ -28,6 +28,11 @@ GRAPH_FILES = {"vision": "vision.onnx", "separate": "separate.onnx"}
 HALF_GRAPH_FILES = {"vision": "vision.fp16.onnx", "separate": "separate.fp16.onnx"}
 PLAN_FILES = {"vision": "vision.plan", "separate": "separate.plan"}
 TRT_METADATA = "tensorrt.json"
+# Triton repository (`export-engine --format triton`): the graphs on Triton's ONNX /
+# TensorRT backends, and the same graphs through `engines` on its Python backend (what
+# `pixelplayer-serve` serves and `realtime-sep --engine triton://` calls).
+TRITON_MODELS = {"vision": "pixelplayer_vision", "separate": "pixelplayer_separate"}
+TRITON_PY_MODELS = {"vision": "pixelplayer_vision_py", "separate": "pixelplayer_separate_py"}
 TIMING_CACHE = "timing.cache"
 # Version 2: the separate graph's heat output gained a band axis (B, cells, HEAT_BANDS).
 FORMAT, TRT_FORMAT, VERSION = "pixelplayer-engines", "pixelplayer-tensorrt", 2

@@ -2,6 +2,14 @@
 
     <repo>/pixelplayer_vision/config.pbtxt     <repo>/pixelplayer_vision/1/model.onnx|plan
     <repo>/pixelplayer_separate/config.pbtxt   <repo>/pixelplayer_separate/1/model.onnx|plan
+    <repo>/pixelplayer_vision_py/...           <repo>/pixelplayer_separate_py/...
+        Python backend: 1/model.py runs the graph through `engines` (`engines.triton_python`)
+        from the export files hard-linked into 1/engine/; config parameters carry the
+        streaming spec and K for clients (`engines.triton_client`).
+
+The Python-backend models serve on any Triton with its Python backend, including the
+CPU-only one inside nvidia-pytriton (`pixelplayer-serve`); the ONNX / plan models need
+Triton's onnxruntime / TensorRT backends (a GPU server).
 
 Both models use dynamic batching over the leading (stream) axis; `max_batch_size` is the
 spec's batch. Triton batches only requests whose other dims agree, so streams with the same
@@ -17,15 +25,17 @@ on a Triton release built with the TensorRT version that made them: `check_plan_
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from pixelplayer.config import HEAT_BANDS
 
-from engines.artifacts import (GRAPH_FILES, HALF_GRAPH_FILES, PLAN_FILES, profile_shapes,
+from engines.artifacts import (CHECKPOINT, GRAPH_FILES, HALF_GRAPH_FILES, MANIFEST, PLAN_FILES,
+                               TRITON_MODELS, TRITON_PY_MODELS, TRT_METADATA, profile_shapes,
                                read_trt_metadata, trt_profile_options)
 
-MODEL_NAMES = {"vision": "pixelplayer_vision", "separate": "pixelplayer_separate"}
+MODEL_NAMES = TRITON_MODELS
 PLATFORMS = {"onnx": "onnxruntime_onnx", "plan": "tensorrt_plan"}
 # Where the server keeps the TensorRT engines its onnxruntime backend builds (a path on the
 # server, one folder per model); export-engine --triton-trt-cache changes it.
@@ -91,6 +101,62 @@ def config_pbtxt(graph: str, spec, k: int, fmt: str = "onnx", queue_delay_us: in
     return text
 
 
+PY_MODEL_SOURCE = '''"""Triton Python-backend model written by export-engine: the {graph} graph through engines."""
+from engines.triton_python import make_model
+
+TritonPythonModel = make_model("{graph}")
+'''
+
+
+def python_config_pbtxt(graph: str, spec, k: int, queue_delay_us: int = 500) -> str:
+    """config.pbtxt of the Python-backend model of `graph` (instance kind KIND_MODEL: the
+    engine picks its device, `engines.load("auto")`)."""
+    import json
+
+    inputs, outputs = graph_io(graph, spec, k)
+    params = {"spec": json.dumps(spec.to_dict(), separators=(",", ":")), "k": str(k), "engine": "auto"}
+    return (f'name: "{TRITON_PY_MODELS[graph]}"\n'
+            'backend: "python"\n'
+            f"max_batch_size: {spec.batch}\n"
+            + _tensors("input", inputs) + _tensors("output", outputs)
+            + "dynamic_batching {\n"
+            f"  max_queue_delay_microseconds: {queue_delay_us}\n"
+            "}\n"
+            "instance_group [\n  {\n    count: 1\n    kind: KIND_MODEL\n  }\n]\n"
+            + "".join(f"parameters {{ key: \"{key}\" value: {{ string_value: '{value}' }} }}\n"
+                      for key, value in params.items()))
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link (no second copy of the graphs on disk) or, across file systems, a copy."""
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def write_python_models(repo_dir, artifact_dir, spec, k: int) -> list[Path]:
+    """The Python-backend models of `write_repository`; returns their config.pbtxt paths."""
+    from engines.triton_python import ENGINE_DIR
+
+    names = [MANIFEST, CHECKPOINT, TRT_METADATA, *GRAPH_FILES.values(), *HALF_GRAPH_FILES.values(),
+             *PLAN_FILES.values()]
+    written = []
+    for graph, model_name in TRITON_PY_MODELS.items():
+        engine_dir = Path(repo_dir) / model_name / "1" / ENGINE_DIR
+        engine_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if (Path(artifact_dir) / name).is_file():
+                _link_or_copy(Path(artifact_dir) / name, engine_dir / name)
+        (engine_dir.parent / "model.py").write_text(PY_MODEL_SOURCE.format(graph=graph))
+        config = Path(repo_dir) / model_name / "config.pbtxt"
+        config.write_text(python_config_pbtxt(graph, spec, k))
+        written.append(config)
+    return written
+
+
 def _release(version: str) -> tuple:
     return tuple(version.split(".")[:3])
 
@@ -128,4 +194,4 @@ def write_repository(repo_dir, artifact_dir, spec, k: int, use_plans: bool = Fal
         config = repo_dir / model_name / "config.pbtxt"
         config.write_text(config_pbtxt(graph, spec, k, fmt, trt_cache=trt_cache))
         written.append(config)
-    return written
+    return written + write_python_models(repo_dir, artifact_dir, spec, k)

@@ -54,6 +54,19 @@ SPEC_FLAGS = {"context_frames": "--context", "hop_frames": "--hop-frames", "look
               "window": "--window"}
 
 
+def _engine_arg(text: str) -> str:
+    from engines import KINDS
+    from engines.triton_client import parse_url
+
+    if text in KINDS:
+        return text
+    try:
+        parse_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; or one of {', '.join(KINDS)}") from None
+    return text
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """--engine --model --context --hop-frames --lookahead --window --threads."""
     from engines.base import EngineSpec
@@ -61,9 +74,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
     live = EngineSpec()
     g = parser.add_argument_group("model and streaming")
-    g.add_argument("--engine", default="auto", choices=("auto", "torch", "onnx", "tensorrt"),
+    g.add_argument("--engine", default="auto", type=_engine_arg,
+                   metavar="auto|onnx|torch|tensorrt|triton://HOST:PORT",
                    help="inference backend (default auto: the fastest that works here, "
-                        "printed at start; a named one runs or the app exits with status 2)")
+                        "printed at start; a named one runs or the app exits with status 2); "
+                        "triton://HOST:PORT runs the graphs on a pixelplayer-serve / Triton "
+                        "server, with a local engine on stand-by if the server goes away")
     g.add_argument("--model", default="default", metavar="default|PATH",
                    help="checkpoint (.safetensors/.pt) or export-engine directory (whose "
                         "streaming settings are then used)")

@@ -28,6 +28,8 @@ def stats_line(snap: dict, chunk_ms: float) -> str:
         line += " | machine too slow: video analysis reduced, audio kept continuous"
     if snap["camera_lost"]:
         line += " | camera lost, reconnecting"
+    if snap.get("engine_notice"):
+        line += f" | {snap['engine_notice']}"
     if snap.get("nonfinite"):
         line += f" | {snap['nonfinite']} outputs with NaN/Inf from the engine muted"
     if snap.get("repaired"):
@@ -155,7 +157,8 @@ class MainLoop:
                      "h:heat c:clusters m:mix i:remove r:rec spc:freeze q:quit")
         alerts = [name for name, on in (
             ("BYPASS", view.bypass), ("FROZEN", self.frozen is not None),
-            ("CAMERA LOST", snap["camera_lost"]), ("VIDEO SLOWED", snap["degraded"])) if on]
+            ("CAMERA LOST", snap["camera_lost"]), ("VIDEO SLOWED", snap["degraded"]),
+            ("SERVER LOST: LOCAL ENGINE", bool(snap.get("engine_notice")))) if on]
         if self.rec.current is not None:
             secs = int(time.monotonic() - self.rec.current.started)
             alerts.insert(0, f"REC {secs // 60}:{secs % 60:02d}")

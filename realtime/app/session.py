@@ -90,6 +90,8 @@ def load_engine(args, spec, log=print):
     import pixelplayer
 
     log(f"loading model {args.model!r} (engine {args.engine}) ...")
+    if args.engine.startswith("triton://"):
+        return _remote_engine(args, spec, log)
     try:
         engine = engines.load(args.engine, args.model, spec, device="auto", threads=args.threads)
     except pixelplayer.CheckpointError as exc:
@@ -99,6 +101,26 @@ def load_engine(args, spec, log=print):
     skipped = getattr(engine, "load_report", [])[:-1]
     why = f" ({'; '.join(skipped)})" if args.engine == "auto" and skipped else ""
     log(f"engine: {engine.name}-{engine.device}{' picked by auto' if args.engine == 'auto' else ''}{why}")
+    return engine
+
+
+def _remote_engine(args, spec, log):
+    """The server at --engine triton://..., with the local engine of --model on stand-by
+    (loaded now, so a server lost mid-run costs one chunk, not a model load)."""
+    import engines
+    import pixelplayer
+    from engines.fallback import FallbackEngine
+
+    try:
+        remote = engines.load(args.engine, spec=spec)
+        local = engines.load("auto", args.model, spec, device="auto", threads=args.threads)
+        engine = FallbackEngine(remote, local, warn=lambda m: print(f"{PROG}: warning: {m}",
+                                                                    file=sys.stderr, flush=True))
+    except pixelplayer.CheckpointError as exc:
+        raise UsageError(f"cannot load the stand-by model: {first_line(exc)}") from None
+    except (engines.EngineUnavailable, ValueError, OSError) as exc:
+        raise UsageError(f"cannot load engine: {first_line(exc)}") from None
+    log(f"engine: {remote.device} (stand-by: local {local.name}-{local.device})")
     return engine
 
 

@@ -163,6 +163,7 @@ class Pipeline:
             "margin_grows": margin.grows if margin else 0,
             "margin_shrinks": margin.shrinks if margin else 0,
             "trimmed_ms": margin.trimmed_ms if margin else 0.0,
+            "engine_notice": getattr(self.sep.engine, "notice", None),
         }
 
     # ------------------------------------------------------------ lifecycle
