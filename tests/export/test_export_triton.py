@@ -51,12 +51,29 @@ def test_repository_layout_onnx(tmp_path):
     art = _fake_artifact(tmp_path)
     configs = write_repository(tmp_path / "repo", art, SPEC, k=K)
     repo = tmp_path / "repo"
+    engine = ["1/engine/separate.onnx", "1/engine/vision.onnx", "1/model.py", "config.pbtxt"]
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()) == [
         "pixelplayer_separate/1/model.onnx", "pixelplayer_separate/config.pbtxt",
-        "pixelplayer_vision/1/model.onnx", "pixelplayer_vision/config.pbtxt"]
+        *(f"pixelplayer_separate_py/{f}" for f in engine),
+        "pixelplayer_vision/1/model.onnx", "pixelplayer_vision/config.pbtxt",
+        *(f"pixelplayer_vision_py/{f}" for f in engine)]
     assert (repo / "pixelplayer_vision/1/model.onnx").read_bytes() == b"onnx-vision"
-    assert [_parse(c.read_text()).name for c in configs] == ["pixelplayer_vision",
-                                                              "pixelplayer_separate"]
+    # the Python-backend models share the export's files (hard links, not copies)
+    linked = repo / "pixelplayer_separate_py/1/engine/separate.onnx"
+    assert linked.stat().st_ino == (art / "separate.onnx").stat().st_ino
+    assert [_parse(c.read_text()).name for c in configs] == [
+        "pixelplayer_vision", "pixelplayer_separate", "pixelplayer_vision_py", "pixelplayer_separate_py"]
+
+
+def test_python_backend_config_carries_the_spec_for_clients():
+    from export.triton import python_config_pbtxt
+
+    config = _parse(python_config_pbtxt("separate", SPEC, K))
+    assert (config.name, config.backend, config.max_batch_size) == ("pixelplayer_separate_py", "python", 6)
+    assert config.dynamic_batching.max_queue_delay_microseconds == 500
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    assert json.loads(params["spec"]) == SPEC.to_dict() and params["k"] == str(K)
+    assert _tensors(config.output)[1] == ("heat", "TYPE_FP32", [-1, HEAT_BANDS])
 
 
 def test_half_repository_ships_the_mixed_precision_graphs(tmp_path):
