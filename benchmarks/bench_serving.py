@@ -10,9 +10,10 @@ call every hop chunk (the default spec: 3 STFT frames = 69.7 ms) with its own 3 
 context window and one selected pixel, and a vision call twice a second (a 4:3 picture).
 Per N: separate-call latency p50/p99 over all streams, how many streams held real time
 (no call later than one chunk behind its schedule over the run), and the server's CPU use
-(tritonserver and its Python stubs, from /proc). Bytes per hop are computed from the request
-shapes: the whole context window (what the stateless models get) against only the new
-samples (what a sequence-batched model keeping the window on the server would get).
+(tritonserver and its Python stubs, from /proc), and the bytes each separate call sent
+(its input arrays). Both places of the context window are run: the client's (the
+stateless model: the whole 3 s window every call) and the server's (the stateful model
+under Triton's sequence batching: only the new samples), `engines.triton_client`.
 
 Prints a markdown table (and writes it with --markdown FILE).
 """
@@ -88,16 +89,18 @@ def tree_cpu_s(root: int) -> float:
 class Stream(threading.Thread):
     """One client at real-time pace; records separate-call latencies and lateness."""
 
-    def __init__(self, url: str, seconds: float, seed: int):
+    def __init__(self, url: str, seconds: float, seed: int, server_window: bool):
         super().__init__(daemon=True)
         from engines.triton_client import TritonEngine
 
-        self.engine = TritonEngine(url)
+        self.engine = TritonEngine(url, server_window=server_window)
         spec = self.engine.spec
         rng = np.random.default_rng(seed)
         rows, cols = spec.vision_shape(640, 480)
         self.frames = rng.integers(0, 256, (1, 1, rows, cols, 3), dtype=np.uint8)
-        self.audio = (0.1 * rng.standard_normal((1, spec.context_samples))).astype(np.float32)
+        self.hop = spec.hop_frames * 256
+        self.stream = (0.1 * rng.standard_normal(spec.context_samples + int(seconds * 11025) + 10 * self.hop)).astype(np.float32)
+        self.context = spec.context_samples
         self.period = spec.hop_frames * 256 / 11025
         self.seconds, self.latency_ms, self.worst_lag = seconds, [], 0.0
 
@@ -114,8 +117,9 @@ class Stream(threading.Thread):
             if now < due:
                 time.sleep(due - now)
             self.worst_lag = max(self.worst_lag, time.monotonic() - due)
+            window = self.stream[None, n * self.hop:n * self.hop + self.context]
             t0 = time.perf_counter()
-            self.engine.separate(self.audio, pixel, cells)
+            self.engine.separate(window, pixel, cells)
             self.latency_ms.append(1000.0 * (time.perf_counter() - t0))
             if n * self.period >= next_vision:
                 cells = self.engine.vision(self.frames)
@@ -127,28 +131,32 @@ class Stream(threading.Thread):
         return self.worst_lag <= self.period
 
 
-def batch_counts(url: str) -> tuple[int, int]:
-    """(inferences, executions) of the served separate model so far (Triton statistics)."""
+def batch_counts(url: str, graph: str) -> tuple[int, int]:
+    """(inferences, executions) of a served separate model so far (Triton statistics)."""
     import tritonclient.grpc as grpcclient
 
     from engines.artifacts import TRITON_PY_MODELS
 
     stats = grpcclient.InferenceServerClient(url).get_inference_statistics(
-        TRITON_PY_MODELS["separate"], as_json=True)["model_stats"][0]
+        TRITON_PY_MODELS[graph], as_json=True)["model_stats"][0]
     return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
 
 
-def run_streams(url: str, server_pid: int, n: int, seconds: float) -> dict:
-    streams = [Stream(url, seconds, seed) for seed in range(n)]
-    (i0, e0), c0, t0 = batch_counts(url), tree_cpu_s(server_pid), time.monotonic()
+def run_streams(url: str, server_pid: int, n: int, seconds: float, server_window: bool) -> dict:
+    streams = [Stream(url, seconds, seed, server_window) for seed in range(n)]
+    graph = "separate_seq" if server_window else "separate"
+    (i0, e0), c0, t0 = batch_counts(url, graph), tree_cpu_s(server_pid), time.monotonic()
     for s in streams:
         s.start()
     for s in streams:
         s.join(seconds + 60)
     cpu = 100.0 * (tree_cpu_s(server_pid) - c0) / (time.monotonic() - t0)
     lat = [v for s in streams for v in s.latency_ms]
-    i1, e1 = batch_counts(url)
-    return {"streams": n, "batch": (i1 - i0) / max(1, e1 - e0), "calls": len(lat), "p50_ms": statistics.median(lat),
+    i1, e1 = batch_counts(url, graph)
+    sent = sum(s.engine.sent_bytes for s in streams) / len(lat)
+    return {"streams": n, "window": "server" if server_window else "client",
+            "batch": (i1 - i0) / max(1, e1 - e0),
+            "kib_per_call": sent / 1024, "calls": len(lat), "p50_ms": statistics.median(lat),
             "p99_ms": float(np.percentile(lat, 99)), "held": sum(s.held for s in streams),
             "cpu": cpu, "period_ms": 1000.0 * streams[0].period}
 
@@ -174,9 +182,10 @@ def main(argv=None) -> int:
     proc, url = start_server(repo, args.threads)
     rows = []
     try:
-        for n in args.streams:
-            rows.append(run_streams(url, proc.pid, n, args.seconds))
-            print(rows[-1], flush=True)
+        for server_window in (False, True):
+            for n in args.streams:
+                rows.append(run_streams(url, proc.pid, n, args.seconds, server_window))
+                print(rows[-1], flush=True)
         from engines.triton_client import TritonEngine
 
         probe = TritonEngine(url)
@@ -192,11 +201,13 @@ def main(argv=None) -> int:
 
 
 def table(rows: list[dict], sizes: dict, args) -> str:
-    head = ("| client streams | separate calls | latency p50 (ms) | p99 (ms) | streams held in real time | "
-            "mean batch (streams per execution) | server CPU (% of one core) |\n"
-            "|---:|---:|---:|---:|---:|---:|---:|")
-    body = "\n".join(f"| {r['streams']} | {r['calls']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{r['held']}/{r['streams']} | {r['batch']:.2f} | {r['cpu']:.0f} |" for r in rows)
+    head = ("| context window on | client streams | separate calls | sent per call (KiB) | latency p50 (ms) | "
+            "p99 (ms) | streams held in real time | mean batch (streams per execution) | server CPU (% of one core) |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    body = "\n".join(f"| {r['window']} | {r['streams']} | {r['calls']} | {r['kib_per_call']:.1f} | "
+                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['held']}/{r['streams']} | "
+                     f"{r['batch']:.2f} | {r['cpu']:.0f} |"
+                     for r in rows)
     kb = lambda b: b / 1024  # noqa: E731
     note = (f"\n\none call per {rows[0]['period_ms']:.1f} ms hop per stream, vision twice a second; "
             f"{args.seconds:g} s per row; server engine threads {args.threads}.\n\n"

@@ -150,7 +150,8 @@ def load(kind: str = "auto", source=None, spec: EngineSpec | None = None,
     if str(kind).startswith("triton://"):  # a server's graphs: no local candidates
         from .triton_client import TritonEngine, parse_url
 
-        engine = TritonEngine(parse_url(kind), spec)
+        url, server_window = parse_url(kind)
+        engine = TritonEngine(url, spec, server_window=server_window)
         engine.load_report = [f"triton at {engine.url}: picked"]
         return engine
     spec = spec or EngineSpec()

@@ -32,7 +32,8 @@ TRT_METADATA = "tensorrt.json"
 # TensorRT backends, and the same graphs through `engines` on its Python backend (what
 # `pixelplayer-serve` serves and `realtime-sep --engine triton://` calls).
 TRITON_MODELS = {"vision": "pixelplayer_vision", "separate": "pixelplayer_separate"}
-TRITON_PY_MODELS = {"vision": "pixelplayer_vision_py", "separate": "pixelplayer_separate_py"}
+TRITON_PY_MODELS = {"vision": "pixelplayer_vision_py", "separate": "pixelplayer_separate_py",
+                    "separate_seq": "pixelplayer_separate_seq_py"}
 TIMING_CACHE = "timing.cache"
 # Version 2: the separate graph's heat output gained a band axis (B, cells, HEAT_BANDS).
 FORMAT, TRT_FORMAT, VERSION = "pixelplayer-engines", "pixelplayer-tensorrt", 2

@@ -20,7 +20,39 @@ from pathlib import Path
 
 ENGINE_DIR = "engine"  # next to model.py: the export-engine files the instance loads
 GRAPH_IO = {"vision": (("frames",), ("pixel_feats",)),
-            "separate": (("audio", "pixel_feats", "cell_feats"), ("frames_out", "heat"))}
+            "separate": (("audio", "pixel_feats", "cell_feats"), ("frames_out", "heat")),
+            # stateful: the server keeps each stream's context window (sequence batching)
+            "separate_seq": (("samples", "pixel_feats", "cell_feats"), ("frames_out", "heat"))}
+SEQUENCE_CONTROLS = ("START", "END", "CORRID")  # filled in by Triton's sequence batcher
+MAX_SEQUENCES = 1024  # windows kept at most (~130 KiB each); the least recently used goes first
+
+
+class _Windows:
+    """Per-sequence context windows (float32 torch `(1, S)`): a request brings the samples
+    since the sequence's previous one (all S at its start, none for a second call on the
+    same window)."""
+
+    def __init__(self, samples: int):
+        from collections import OrderedDict
+
+        self.samples = int(samples)
+        self._by_id: OrderedDict = OrderedDict()
+
+    def push(self, corrid: int, new, start: bool, end: bool):
+        import torch
+
+        if start or corrid not in self._by_id:
+            if new.shape[-1] != self.samples:
+                raise ValueError(f"sequence {corrid} must start with {self.samples} samples, "
+                                 f"got {new.shape[-1]}")
+            window = new.reshape(1, -1).float().clone()
+        else:
+            window = torch.cat([self._by_id.pop(corrid)[:, new.shape[-1]:], new.reshape(1, -1)], dim=1)
+        if not end:
+            self._by_id[corrid] = window
+            while len(self._by_id) > MAX_SEQUENCES:
+                self._by_id.popitem(last=False)
+        return window
 
 
 def _torch_in(pb_tensor):
@@ -40,8 +72,10 @@ def _pb_out(pb_utils, name: str, value):
 
 
 def make_model(graph: str):
-    """A `TritonPythonModel` class serving `graph` ("vision" or "separate")."""
+    """A `TritonPythonModel` class serving `graph` ("vision", "separate" or "separate_seq":
+    separate with the context window kept on the server per sequence, see `_Windows`)."""
     inputs, outputs = GRAPH_IO[graph]
+    stateful = graph == "separate_seq"
 
     class TritonPythonModel:
         def initialize(self, args):
@@ -57,7 +91,8 @@ def make_model(graph: str):
             threads = int(threads) if threads else None
             self.engine = engines.load(params.get("engine", "auto"), folder, read_spec(folder),
                                        device=device, threads=threads)
-            self.run = getattr(self.engine, graph)
+            self.run = getattr(self.engine, "separate" if stateful else graph)
+            self.windows = _Windows(self.engine.spec.context_samples) if stateful else None
 
         def execute(self, requests):
             import torch
@@ -65,6 +100,11 @@ def make_model(graph: str):
 
             feeds = [[_torch_in(pb_utils.get_input_tensor_by_name(r, n)) for n in inputs]
                      for r in requests]
+            if stateful:  # new samples -> this sequence's whole context window
+                for r, feed in zip(requests, feeds):
+                    start, end, corrid = (int(_torch_in(pb_utils.get_input_tensor_by_name(r, n)).reshape(-1)[0])
+                                          for n in SEQUENCE_CONTROLS)
+                    feed[0] = self.windows.push(corrid, feed[0][0], bool(start), bool(end))
             groups: dict = {}
             for i, feed in enumerate(feeds):  # stack the requests whose shapes agree
                 groups.setdefault(tuple(tuple(t.shape[1:]) for t in feed), []).append(i)

@@ -108,21 +108,40 @@ TritonPythonModel = make_model("{graph}")
 '''
 
 
+SEQUENCE_BATCHING = """sequence_batching {
+  max_sequence_idle_microseconds: 60000000
+  oldest {
+    max_candidate_sequences: 1024
+    max_queue_delay_microseconds: %d
+  }
+  control_input [
+    { name: "START" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] },
+    { name: "END" control [ { kind: CONTROL_SEQUENCE_END int32_false_true: [ 0, 1 ] } ] },
+    { name: "CORRID" control [ { kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_INT64 } ] }
+  ]
+}
+"""
+
+
 def python_config_pbtxt(graph: str, spec, k: int, queue_delay_us: int = 500) -> str:
     """config.pbtxt of the Python-backend model of `graph` (instance kind KIND_MODEL: the
-    engine picks its device, `engines.load("auto")`)."""
+    engine picks its device, `engines.load("auto")`). "separate_seq" is the stateful
+    separate: sequence batching, each request brings only the samples new since the
+    sequence's last one (`engines.triton_python._Windows`)."""
     import json
 
-    inputs, outputs = graph_io(graph, spec, k)
+    inputs, outputs = graph_io("separate" if graph == "separate_seq" else graph, spec, k)
+    if graph == "separate_seq":
+        inputs = [("samples", "TYPE_FP32", [-1])] + inputs[1:]
+        batching = SEQUENCE_BATCHING % queue_delay_us
+    else:
+        batching = f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}\n"
     params = {"spec": json.dumps(spec.to_dict(), separators=(",", ":")), "k": str(k), "engine": "auto"}
     return (f'name: "{TRITON_PY_MODELS[graph]}"\n'
             'backend: "python"\n'
             f"max_batch_size: {spec.batch}\n"
-            + _tensors("input", inputs) + _tensors("output", outputs)
-            + "dynamic_batching {\n"
-            f"  max_queue_delay_microseconds: {queue_delay_us}\n"
-            "}\n"
-            "instance_group [\n  {\n    count: 1\n    kind: KIND_MODEL\n  }\n]\n"
+            + _tensors("input", inputs) + _tensors("output", outputs) + batching
+            + "instance_group [\n  {\n    count: 1\n    kind: KIND_MODEL\n  }\n]\n"
             + "".join(f"parameters {{ key: \"{key}\" value: {{ string_value: '{value}' }} }}\n"
                       for key, value in params.items()))
 

@@ -89,6 +89,26 @@ def test_served_graphs_equal_the_local_engine(server, export_dir):
         np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
 
 
+def test_window_kept_on_the_server_gives_the_same_answers(server, export_dir):
+    """A stream of windows one hop apart, the same window twice, then a jump: the stateful
+    model (new samples only) answers as the stateless one, for a fraction of the bytes."""
+    stateless = TritonEngine(server.url)
+    stateful = TritonEngine(server.url, server_window=True)
+    spec, hop = stateful.spec, stateful.spec.hop_frames * 256
+    _, _, feats, cells = stateless.dummy_inputs(1, 2, seed=5)
+    stream = (0.1 * np.random.default_rng(1).standard_normal(spec.context_samples + 40 * hop)).astype(np.float32)
+    offsets = [0, hop, 2 * hop, 2 * hop, 3 * hop, 30 * hop, 31 * hop]
+    for offset in offsets:
+        window = stream[None, offset:offset + spec.context_samples]
+        for got, want in zip(stateful.separate(window, feats, cells), stateless.separate(window, feats, cells)):
+            np.testing.assert_allclose(got, want, atol=1e-6 * max(1.0, np.abs(want).max()))
+    feats_bytes = feats.nbytes + cells.nbytes
+    # full windows at the start and after the jump; one hop of samples (or none) otherwise
+    expected = 2 * 4 * spec.context_samples + 4 * hop * 4 + len(offsets) * feats_bytes
+    assert stateful.sent_bytes == expected
+    assert stateless.sent_bytes == len(offsets) * (4 * spec.context_samples + feats_bytes)
+
+
 def test_concurrent_streams_each_get_their_own_answer(server, export_dir):
     """Streams calling at once are batched by the server: each still gets its own output."""
     remote = TritonEngine(server.url)
@@ -117,8 +137,11 @@ def test_bad_serve_input_exits_2_with_one_line(tmp_path, server):
         proc = subprocess.run([*SERVE, *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
         err = proc.stderr.strip()
         assert proc.returncode == 2 and needle in err and "\n" not in err, err
-    with pytest.raises(ValueError, match="triton://HOST:PORT"):
-        parse_url("triton://nohost")
+    for bad in ("triton://nohost", "triton://h:1?window=x", "triton://h:99999"):
+        with pytest.raises(ValueError, match="triton://HOST:PORT"):
+            parse_url(bad)
+    assert parse_url("triton://h:5") == ("h:5", True)
+    assert parse_url("triton://h:5?window=client") == ("h:5", False)
 
 
 def _realtime(export_dir, url, out, pace: bool, engine=None):
