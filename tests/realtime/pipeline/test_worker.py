@@ -125,6 +125,33 @@ def test_c_key_clusters_and_shift_click_adds_a_player(duet):
     assert correlation(out[2 * MODEL_RATE:], mixture[2 * MODEL_RATE:]) > 0.95
 
 
+def test_engine_lost_mid_run_falls_back_and_says_so(duet):
+    """A remote engine that fails after 20 calls (a server gone): one warning, the stand-by
+    takes over, the output keeps following the player, the log lines say what happened."""
+    from engines.base import EngineUnavailable
+    from engines.fallback import FallbackEngine
+    from realtime.app.loop import stats_line
+
+    class Dying(BandEngine):
+        calls = 0
+
+        def _separate(self, *args):
+            Dying.calls += 1
+            if Dying.calls > 20:
+                raise EngineUnavailable("connection refused")
+            return super()._separate(*args)
+
+    warnings = []
+    scene_dir, meta = duet
+    engine = FallbackEngine(Dying(), BandEngine(), warn=warnings.append)
+    p, sink = _run_offline(scene_dir, select=tuple(meta["players"][0]["centre"]), engine=engine)
+    assert len(warnings) == 1 and "connection refused" in warnings[0]
+    assert "running on the local band-test-double" in stats_line(p.snapshot(), p.chunk_ms)
+    mixture, lat = _mixture(scene_dir), p.sep.latency_samples
+    out = sink.isolated[lat:lat + mixture.size]
+    assert correlation(out[3 * MODEL_RATE:], _sources(scene_dir, meta)[0][3 * MODEL_RATE:]) > 0.8
+
+
 def test_bypass_plays_the_mixture_with_the_stated_latency(duet):
     scene_dir, meta = duet
     mixture = _mixture(scene_dir)
