@@ -31,8 +31,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
-
 import numpy as np
 
 from pixelplayer.config import HOP
@@ -40,6 +38,7 @@ from realtime.io.audio_common import MODEL_RATE
 from realtime.io.writers import BackgroundWriter
 from realtime.pipeline.clusters import LiveClusters
 from realtime.pipeline.frames import FrameFeed
+from realtime.pipeline.state import ViewState
 from realtime.pipeline.stats import WorkerCounters, WorkerStats, percentile_ms
 
 DEVICE_STOP_S = 5.0       # a device still stopping after this (beyond the drain) is given up
@@ -49,31 +48,6 @@ MAX_VISION_WAIT_S = 1.0   # a vision update waiting longer for slack runs anyway
 __all__ = ["Pipeline", "ViewState"]
 
 READ_BLOCK = HOP      # samples per microphone read: one STFT hop (23.2 ms)
-
-
-@dataclass(frozen=True)
-class ViewState:
-    """What the picture shows; the worker replaces it, never mutates it.
-
-    heatmap: (rows, cols) float32 in 0..1 or None (14 x 19 for a 4:3
-    picture).  selected: normalised (x, y) of the isolated point or None; points: all
-    selected points (shift-click adds).  bypass: the mixture is played.  remove:
-    the mixture without the selected point's sound is played.  auto: the
-    loudest cell is followed.  degraded: vision updates are being skipped.
-    clusters: the latest `pixelplayer.clusters.Clusters` while the `c` overlay is on.
-    sources: what the HUD says about the clustering ('' when off).
-    """
-
-    heatmap: np.ndarray | None = None
-    selected: tuple[float, float] | None = None
-    points: tuple = ()
-    clusters: object = None
-    sources: str = ""
-    bypass: bool = False
-    remove: bool = False
-    auto: bool = False
-    frozen: bool = False
-    degraded: bool = False
 
 
 class Pipeline:

@@ -55,6 +55,7 @@ def test_repository_layout_onnx(tmp_path):
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()) == [
         "pixelplayer_separate/1/model.onnx", "pixelplayer_separate/config.pbtxt",
         *(f"pixelplayer_separate_py/{f}" for f in engine),
+        *(f"pixelplayer_separate_seq_py/{f}" for f in engine),
         "pixelplayer_vision/1/model.onnx", "pixelplayer_vision/config.pbtxt",
         *(f"pixelplayer_vision_py/{f}" for f in engine)]
     assert (repo / "pixelplayer_vision/1/model.onnx").read_bytes() == b"onnx-vision"
@@ -62,7 +63,8 @@ def test_repository_layout_onnx(tmp_path):
     linked = repo / "pixelplayer_separate_py/1/engine/separate.onnx"
     assert linked.stat().st_ino == (art / "separate.onnx").stat().st_ino
     assert [_parse(c.read_text()).name for c in configs] == [
-        "pixelplayer_vision", "pixelplayer_separate", "pixelplayer_vision_py", "pixelplayer_separate_py"]
+        "pixelplayer_vision", "pixelplayer_separate", "pixelplayer_vision_py", "pixelplayer_separate_py",
+        "pixelplayer_separate_seq_py"]
 
 
 def test_python_backend_config_carries_the_spec_for_clients():
@@ -74,6 +76,10 @@ def test_python_backend_config_carries_the_spec_for_clients():
     params = {k: v.string_value for k, v in config.parameters.items()}
     assert json.loads(params["spec"]) == SPEC.to_dict() and params["k"] == str(K)
     assert _tensors(config.output)[1] == ("heat", "TYPE_FP32", [-1, HEAT_BANDS])
+    seq = _parse(python_config_pbtxt("separate_seq", SPEC, K))
+    assert seq.name == "pixelplayer_separate_seq_py" and _tensors(seq.input)[0] == ("samples", "TYPE_FP32", [-1])
+    assert [c.name for c in seq.sequence_batching.control_input] == ["START", "END", "CORRID"]
+    assert not seq.HasField("dynamic_batching")
 
 
 def test_half_repository_ships_the_mixed_precision_graphs(tmp_path):
