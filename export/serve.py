@@ -2,7 +2,7 @@
 triton` with the Triton Inference Server bundled in the nvidia-pytriton wheel.
 
     pixelplayer-serve --repo out/triton                  # gRPC on 127.0.0.1:8001
-    realtime-sep --engine triton://127.0.0.1:8001 --camera 0 --mic default
+    realtime-sep --engine triton://127.0.0.1:8001 --model out --camera 0 --mic default
 
 Only the repository's Python-backend models are loaded (`pixelplayer_*_py`: the graphs
 through `engines`; that Triton has no onnxruntime or TensorRT backend). The server binds
@@ -171,6 +171,8 @@ def main(argv=None) -> int:
     proc = None
     work = Path(tempfile.mkdtemp(prefix="pixelplayer-serve-"))
     try:
+        if args.threads is not None and args.threads < 1:
+            raise ServeError(f"--threads must be >= 1 (got {args.threads})")
         for flag, port in (("--grpc-port", args.grpc_port), ("--http-port", args.http_port)):
             if not 0 < port < 65536 or not _port_free(args.host, port):
                 raise ServeError(f"{flag} {port}: not a free port on {args.host}")
