@@ -49,7 +49,9 @@ def write_manifest(out_dir, clusters: Clusters, energies: dict[int, float],
     video's (W, H) in pixels."""
     total = sum(energies.values()) or 1.0
     w, h = size
-    stems = [{"id": s.id, "file": stem_name(s.id), "colour_rgb": list(s.colour),
+    # A source found by the last clustering may have no audio yet (no chunk after it).
+    stems = [{"id": s.id, "file": stem_name(s.id) if s.id in energies else None,
+              "colour_rgb": list(s.colour),
               "centre_xy": [round(s.centre[0] * w, 1), round(s.centre[1] * h, 1)],
               "area_share": round(s.area, 4),
               "energy_share": round(energies.get(s.id, 0.0) / total, 4)}
