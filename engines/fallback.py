@@ -29,10 +29,6 @@ class FallbackEngine(Engine):
     def name(self) -> str:
         return self.standby.name if self.notice else self.primary.name
 
-    @property
-    def active(self) -> Engine:
-        return self.standby if self.notice else self.primary
-
     def _call(self, graph: str, *args):
         if self.notice is None:
             try:

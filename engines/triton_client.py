@@ -138,9 +138,6 @@ class TritonEngine(Engine):
     def _describe(self) -> dict:
         return {"server": self.url, "window": "server" if self.server_window else "client"}
 
-    def close(self) -> None:
-        self.client.close()
-
 
 def _like(out: np.ndarray, like):
     """NumPy in -> NumPy out; torch in -> torch on the input's device."""

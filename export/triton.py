@@ -35,7 +35,6 @@ from engines.artifacts import (CHECKPOINT, GRAPH_FILES, HALF_GRAPH_FILES, MANIFE
                                TRITON_MODELS, TRITON_PY_MODELS, TRT_METADATA, profile_shapes,
                                read_trt_metadata, trt_profile_options)
 
-MODEL_NAMES = TRITON_MODELS
 PLATFORMS = {"onnx": "onnxruntime_onnx", "plan": "tensorrt_plan"}
 # Where the server keeps the TensorRT engines its onnxruntime backend builds (a path on the
 # server, one folder per model); export-engine --triton-trt-cache changes it.
@@ -66,7 +65,7 @@ def _tensors(kind: str, entries: list) -> str:
 def tensorrt_accelerator(graph: str, spec, k: int, cache_dir: str) -> dict:
     """The onnxruntime backend's TensorRT accelerator parameters for `graph`."""
     shapes = profile_shapes(spec, k)[graph]
-    cache = f"{cache_dir.rstrip('/')}/{MODEL_NAMES[graph]}"
+    cache = f"{cache_dir.rstrip('/')}/{TRITON_MODELS[graph]}"
     return {
         "precision_mode": "FP32",
         "max_workspace_size_bytes": str(WORKSPACE_BYTES),
@@ -82,7 +81,7 @@ def config_pbtxt(graph: str, spec, k: int, fmt: str = "onnx", queue_delay_us: in
                  trt_cache: str = DEFAULT_TRT_CACHE) -> str:
     """config.pbtxt text for one graph. fmt: "onnx" or "plan"."""
     inputs, outputs = graph_io(graph, spec, k)
-    text = (f'name: "{MODEL_NAMES[graph]}"\n'
+    text = (f'name: "{TRITON_MODELS[graph]}"\n'
             f'platform: "{PLATFORMS[fmt]}"\n'
             f"max_batch_size: {spec.batch}\n"
             + _tensors("input", inputs) + _tensors("output", outputs)
@@ -203,7 +202,7 @@ def write_repository(repo_dir, artifact_dir, spec, k: int, use_plans: bool = Fal
     if missing:
         raise FileNotFoundError(f"{missing[0]} is missing; export it first")
     written = []
-    for graph, model_name in MODEL_NAMES.items():
+    for graph, model_name in TRITON_MODELS.items():
         version_dir = repo_dir / model_name / "1"
         version_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(artifact_dir / files[graph], version_dir / f"model.{fmt}")

@@ -183,23 +183,19 @@ def write_selection(args, model, x, mix, mix_t, points, size) -> str:
 
 def write_stems(out_dir: Path, model, x, mix_t, frame_rgb, size) -> str:
     """--stems DIR: every source the clustering finds (see `pixelplayer.stems`)."""
-    import cv2
     import soundfile as sf
 
     from .separation import separate_sources
-    from .stems import CLUSTERS_PNG, clusters_picture, stem_name, write_manifest
+    from .stems import CLUSTERS_PNG, stem_name, write_manifest, write_picture
 
     clusters, stems = separate_sources(model, x, mix_t)
     out_dir.mkdir(parents=True, exist_ok=True)
     stems = stems.cpu().numpy()
     for source, audio in zip(clusters.sources, stems):
         sf.write(str(out_dir / stem_name(source.id)), audio, SAMPLE_RATE, subtype="FLOAT")
-    picture = clusters_picture(frame_rgb, clusters)
-    if not cv2.imwrite(str(out_dir / CLUSTERS_PNG), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {out_dir / CLUSTERS_PNG}")
+    write_picture(out_dir, frame_rgb, clusters)
     energies = {s.id: float(np.sum(a.astype(np.float64) ** 2)) for s, a in zip(clusters.sources, stems)}
-    write_manifest(out_dir, clusters, energies, size, seconds=round(stems.shape[-1] / SAMPLE_RATE, 3)
-                   if len(stems) else 0.0)
+    write_manifest(out_dir, clusters, energies, size, seconds=round(mix_t.shape[-1] / SAMPLE_RATE, 3))
     return f"wrote {len(clusters.sources)} stems, {CLUSTERS_PNG} and stems.json to {out_dir}"
 
 

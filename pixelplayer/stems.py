@@ -15,7 +15,8 @@ import numpy as np
 
 from .clusters import Clusters
 
-__all__ = ["CLUSTERS_PNG", "STEMS_JSON", "clusters_picture", "stem_name", "write_manifest"]
+__all__ = ["CLUSTERS_PNG", "STEMS_JSON", "clusters_picture", "stem_name", "write_manifest",
+           "write_picture"]
 
 CLUSTERS_PNG = "clusters.png"
 STEMS_JSON = "stems.json"
@@ -26,20 +27,35 @@ def stem_name(source_id: int) -> str:
     return f"stem_{int(source_id)}.wav"
 
 
-def clusters_picture(frame_rgb: np.ndarray, clusters: Clusters,
-                     alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """uint8 RGB `(H, W, 3)`: the frame with every source's cells tinted in its colour
-    (nearest-cell scaling, so the cell borders stay visible); background untouched."""
+def clusters_picture(frame: np.ndarray, clusters: Clusters, alpha: float = OVERLAY_ALPHA,
+                     bgr: bool = False) -> np.ndarray:
+    """uint8 `(H, W, 3)`: the frame (RGB, or BGR with `bgr`) with every source's cells
+    tinted in its colour (nearest-cell scaling, so the cell borders stay visible);
+    background untouched."""
     import cv2
 
-    h, w = frame_rgb.shape[:2]
-    colours = cv2.resize(clusters.colour_map(), (w, h), interpolation=cv2.INTER_NEAREST)
+    h, w = frame.shape[:2]
+    colour_map = clusters.colour_map()
+    if bgr:
+        colour_map = np.ascontiguousarray(colour_map[..., ::-1])
+    colours = cv2.resize(colour_map, (w, h), interpolation=cv2.INTER_NEAREST)
     mask = cv2.resize((clusters.labels >= 0).astype(np.uint8), (w, h),
                       interpolation=cv2.INTER_NEAREST).astype(bool)
-    out = frame_rgb.copy()
-    blend = (1 - alpha) * frame_rgb[mask].astype(np.float32) + alpha * colours[mask]
+    out = frame.copy()
+    blend = (1 - alpha) * frame[mask].astype(np.float32) + alpha * colours[mask]
     out[mask] = np.clip(blend, 0, 255).astype(np.uint8)
     return out
+
+
+def write_picture(out_dir, frame_rgb: np.ndarray, clusters: Clusters) -> Path:
+    """DIR/clusters.png: `clusters_picture` of an RGB frame; OSError when it cannot be written."""
+    import cv2
+
+    path = Path(out_dir) / CLUSTERS_PNG
+    if not cv2.imwrite(str(path), cv2.cvtColor(clusters_picture(frame_rgb, clusters),
+                                               cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {path}")
+    return path
 
 
 def write_manifest(out_dir, clusters: Clusters, energies: dict[int, float],

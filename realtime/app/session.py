@@ -202,11 +202,10 @@ class Session:
     def __init__(self, args, camera, mic, speaker, engine, spec, log=_log, window=None,
                  video=None):
         from realtime.app.loop import MainLoop
+        from realtime.io.stems import StemFiles
         from realtime.io.writers import AlignedWavSink, VideoWriter
         from realtime.pipeline.worker import Pipeline
         from realtime.streaming.separator import StreamingSeparator
-
-        from realtime.io.stems import StemFiles
 
         offline = bool(args.no_pace)
         self.sep = StreamingSeparator(engine, spec)
@@ -261,7 +260,6 @@ class Session:
         if self.hung:
             problems.append(f"an audio device did not stop within {DEVICE_STOP_S:g} s; exiting anyway")
         return problems
-
 
     def _close_stems(self) -> list[str]:
         """Finish --stems (once): pad, close, stems.json, clusters.png from the newest frame."""

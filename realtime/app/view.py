@@ -79,8 +79,7 @@ def annotate(frame_bgr: np.ndarray, heatmap: np.ndarray | None,
     if clusters is not None:
         from pixelplayer.stems import clusters_picture
 
-        rgb = clusters_picture(np.ascontiguousarray(frame_bgr[..., ::-1]), clusters)
-        pic = np.ascontiguousarray(rgb[..., ::-1])
+        pic = clusters_picture(frame_bgr, clusters, bgr=True)
     elif show_heatmap and heatmap is not None:
         pic = heat_overlay(frame_bgr, heatmap, alpha)
     else:

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from pixelplayer.clusters import Clusters
-from pixelplayer.stems import CLUSTERS_PNG, clusters_picture, stem_name, write_manifest
+from pixelplayer.stems import CLUSTERS_PNG, stem_name, write_manifest, write_picture
 from realtime.io.audio_common import MODEL_RATE
 
 __all__ = ["StemFiles"]
@@ -63,8 +63,6 @@ class StemFiles:
         """Cut or pad every stem to `total_samples` (the input's length), close them,
         write stems.json (and clusters.png from `frame_rgb` when a frame exists; with no
         clustering yet, stems.json lists no stem). Returns the file names."""
-        import cv2
-
         for sid, f in list(self._files.items()):
             self._silence(sid, total_samples - self._written[sid])
             if self._written[sid] > total_samples:  # the flush's padding beyond the input
@@ -80,8 +78,6 @@ class StemFiles:
             write_manifest(self.dir, clusters, self.energy, size, seconds=seconds)
         names.append("stems.json")
         if clusters is not None and frame_rgb is not None:
-            picture = clusters_picture(frame_rgb, clusters)
-            if not cv2.imwrite(str(self.dir / CLUSTERS_PNG), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-                raise OSError(f"cannot write {self.dir / CLUSTERS_PNG}")
+            write_picture(self.dir, frame_rgb, clusters)
             names.append(CLUSTERS_PNG)
         return names

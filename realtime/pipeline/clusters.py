@@ -8,8 +8,6 @@ features to the separator, which separates them in its next engine calls.
 """
 from __future__ import annotations
 
-import time
-
 from pixelplayer.clusters import Clusters, SourceTracker, find_sources, prepare
 
 __all__ = ["LiveClusters"]
@@ -26,7 +24,6 @@ class LiveClusters:
         self.shown = False
         self.current: Clusters | None = None  # replaced whole; readers keep a reference
         self.runs = 0
-        self.last_ms = 0.0
         self._tracker = SourceTracker()
 
     @property
@@ -43,14 +40,12 @@ class LiveClusters:
         rows, cols = visual.grid
         if energies.shape[0] != rows * cols:  # the grid changed; the history restarts
             return False
-        t0 = time.perf_counter()
         feats = visual.cells[0].reshape(visual.cells.shape[1], -1).T
         clusters = self._tracker.update(find_sources(energies, (rows, cols), feats))
         if self.stems:
             sep.set_stems([(s.id, s.feature) for s in clusters.sources])
         self.current = clusters
         self.runs += 1
-        self.last_ms = 1000.0 * (time.perf_counter() - t0)
         return True
 
     def describe(self) -> str:

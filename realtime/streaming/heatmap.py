@@ -67,11 +67,6 @@ class BandHistory:
     def reset(self) -> None:
         self._ring, self._count = None, 0
 
-    @property
-    def chunks_held(self) -> int:
-        """Chunks held (at most `capacity`)."""
-        return min(self._count, self.capacity)
-
     def snapshot(self) -> np.ndarray | None:
         """A copy `(cells, HEAT_BANDS, blocks)`: the held chunks oldest first, summed in
         blocks of `group` chunks (None before one block is held)."""
