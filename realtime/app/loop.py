@@ -125,8 +125,9 @@ class MainLoop:
         recorded = self.video is not None or self.rec.current is not None
         img = self.render(frame) if recorded or shown is item else None
         self._last_draw = now
+        # Headless too: else every pass counts as a new picture and renders (a busy loop).
+        self._last_shown = shown[2] if shown is not None else -1
         if self.window is not None:
-            self._last_shown = shown[2] if shown is not None else -1
             self._shown_item = shown
             t0 = time.monotonic()
             self.window.show(img if shown is item else self.render(shown[0]))

@@ -408,3 +408,42 @@ def test_signal_mid_run_leaves_valid_files(duet, tmp_path, sig, code):
     kinds, sound = _audio_of(video)                      # the sound was muxed in at shutdown
     assert kinds == ["video", "audio"] and sound.size > MODEL_RATE
     assert sorted(os.listdir(tmp_path)) == ["annotated.mp4", "iso.wav"]   # no temporary left
+
+
+class _CountingLoop(MainLoop):
+    renders = 0
+
+    def render(self, frame_bgr):
+        self.renders += 1
+        return super().render(frame_bgr)
+
+
+class _NullVideo:
+    frames = 0
+
+    def write(self, img, t=None):
+        self.frames += 1
+
+    def close(self):
+        pass
+
+
+def test_headless_video_renders_each_camera_frame_once(duet):
+    """Headless with a video sink (--save-video, the benchmarks): a picture is rendered when
+    a new camera frame comes, not on every pass of the loop (that was a busy loop)."""
+    scene_dir, meta = duet
+    sep = StreamingSeparator(BandEngine())
+    camera = CameraSource(os.path.join(scene_dir, "video.mp4"), pace=True)
+    mic = FileMicrophone(os.path.join(scene_dir, "mixture.wav"), pace=True)
+    p = Pipeline(sep, mic, None, camera, duration_s=2.0, initial_select="auto")
+    video = _NullVideo()
+    loop = _CountingLoop(p, None, video, log=lambda s: None, log_every=0)
+    p.start()
+    try:
+        assert loop.run() == "ended"
+    finally:
+        p.stop()
+    seconds = 2.0 + 0.5
+    assert video.frames >= 20, video.frames
+    # One render per new frame, plus a refresh every 0.25 s when none comes.
+    assert loop.renders <= video.frames + seconds / 0.25 + 2, (loop.renders, video.frames)
