@@ -56,6 +56,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="starting jitter margin (ms; default realtime-sep's; it adapts)")
     p.add_argument("--blocksize", type=int, default=None,
                    help="device frames per callback (default ~11 ms, as realtime-sep)")
+    p.add_argument("--audio-first", default="on", choices=("on", "off"),
+                   help="as realtime-sep's --audio-first (default on)")
     p.add_argument("--stems", action="store_true",
                    help="the separation run also writes every discovered source (--stems)")
     p.add_argument("--markdown", type=Path, help="also write the table to this file")
@@ -131,7 +133,8 @@ class _Cpu:
 
 
 def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
-             blocksize: int | None, jitter_ms: float | None, stems: str | None = None):
+             blocksize: int | None, jitter_ms: float | None, stems: str | None = None,
+             audio_first: str = "on"):
     """realtime-sep's session on mic_sink.monitor -> spk_sink (not started); the GUI thread
     annotates every frame into a discarding video sink."""
     from realtime.app.cli import get_parser as app_parser
@@ -139,7 +142,8 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
     from realtime.app.session import Session
     from realtime.io.camera import CameraSource
 
-    opts = app_parser().parse_args(["--duration", str(seconds), "--log-every", "0"])
+    opts = app_parser().parse_args(["--duration", str(seconds), "--log-every", "0",
+                                    "--audio-first", audio_first])
     opts.select = tuple(meta["players"][0]["centre"])
     opts.stems = stems
     mic = open_microphone("mic_sink.monitor", blocksize)
@@ -153,7 +157,7 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
 
 def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, warmup: float,
              bypass: bool, blocksize: int | None, jitter_ms: float | None = None,
-             stems: str | None = None) -> dict:
+             stems: str | None = None, audio_first: str = "on") -> dict:
     """One live run through PulseAudio; returns counters measured after `warmup` s."""
     import soundfile as sf
 
@@ -164,7 +168,7 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
                          RATE)
     time.sleep(0.5)
     session = _session(engine, spec, scene_dir, meta, seconds + warmup, bypass, blocksize, jitter_ms,
-                       None if bypass else stems)
+                       None if bypass else stems, audio_first)
     p = session.pipeline
     recs, marks = [], {}
 
@@ -176,6 +180,7 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
     try:
         session.start()
         marks["budget"] = latency_budget(p)
+        print("bench: " + p.audio_first.describe(), flush=True)
         recs = [server.record(src, RATE) for src in ("mic_sink.monitor", "spk_sink.monitor")]
         timer.start()
         session.loop.run()
@@ -285,7 +290,8 @@ def main(argv=None) -> int:
                   f"{args.warmup:g} s warm-up ...", flush=True)
             rows.append(run_mode(server, engine, spec, scene_dir, meta, secs, args.warmup,
                                  bypass, args.blocksize, args.jitter_ms,
-                                 os.path.join(work, "stems") if args.stems else None))
+                                 os.path.join(work, "stems") if args.stems else None,
+                                 args.audio_first))
             if args.stems and not bypass:
                 found = json.loads(Path(work, "stems", "stems.json").read_text())["stems"]
                 print(f"bench: --stems wrote {len(found)} stems", flush=True)

@@ -51,6 +51,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="device frames per callback (default ~11 ms, as realtime-sep)")
     p.add_argument("--jitter-ms", type=float, default=None,
                    help="starting jitter margin (ms; default realtime-sep's; it adapts)")
+    p.add_argument("--audio-first", default="on", choices=("on", "off"),
+                   help="as realtime-sep's --audio-first (default on)")
     p.add_argument("--markdown", type=Path, help="also write the tables to this file")
     return p
 
@@ -74,7 +76,8 @@ def soak(server, engine, spec, scene_dir: str, meta: dict, args) -> tuple[list[d
     mixture = sf.read(os.path.join(scene_dir, "mixture.wav"), dtype="float32")[0]
     player = server.play(np.tile(mixture, int(np.ceil((total + 10) * RATE / mixture.size))), RATE)
     time.sleep(0.5)
-    session = _session(engine, spec, scene_dir, meta, total, False, args.blocksize, args.jitter_ms)
+    session = _session(engine, spec, scene_dir, meta, total, False, args.blocksize, args.jitter_ms,
+                       audio_first=args.audio_first)
     p, samples, stop, recs = session.pipeline, [], threading.Event(), []
     t0 = time.monotonic()
 

@@ -15,7 +15,7 @@ PROG = "realtime-sep"
 
 
 def add_input_args(parser: argparse.ArgumentParser) -> None:
-    """--camera --mic --speaker --blocksize --jitter-ms --no-pace --loop --list-devices."""
+    """--camera --mic --speaker --blocksize --jitter-ms --audio-first --no-pace --loop --list-devices."""
     from realtime.io.jitter import JitterPolicy
 
     g = parser.add_argument_group("inputs and outputs (devices)")
@@ -38,6 +38,10 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
                         f"default {JitterPolicy().start_ms:g}). The margin then adapts: it grows "
                         "when the speaker runs dry and shrinks slowly while it does not "
                         "(realtime.io.jitter states the policy; the HUD and log show it)")
+    g.add_argument("--audio-first", default="on", choices=("on", "off"),
+                   help="on (default, Linux): once the audio devices run, every other thread "
+                        "of the app gets nice +10, so a busy CPU delays the separation, not "
+                        "the device callbacks (fewer underflows: docs/BENCHMARKS.md)")
     g.add_argument("--no-pace", action="store_true",
                    help="read files as fast as possible (offline; no speaker)")
     g.add_argument("--loop", action="store_true", help="loop video/sound files")

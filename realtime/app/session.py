@@ -216,7 +216,8 @@ class Session:
                                  realtime=not offline, visual_hz=args.visual_hz,
                                  duration_s=args.duration,
                                  initial_select=args.remove or args.select,
-                                 keep_frames=bool(args.save_video or video) and offline)
+                                 keep_frames=bool(args.save_video or video) and offline,
+                                 audio_first=args.audio_first == "on")
         if args.remove:
             self.pipeline.command("remove", True)
         fps = (camera.fps if camera is not None else 0.0) or 25.0
@@ -298,6 +299,7 @@ def run_session(args, camera, mic, speaker, engine, spec, log=_log) -> int:
     try:
         session.start()
         log(latency_budget(pipeline)[0])
+        log(pipeline.audio_first.describe())
         session.loop.run()
     finally:
         failed = session.close()

@@ -16,6 +16,8 @@ Threads and what connects them:
   the update is skipped (video work goes first, audio stays continuous);
   both cases set `degraded`, which the HUD and the log show.
 * writer thread (`BackgroundWriter`, queue of 256 jobs): WAV sinks.
+* once the device streams run, every thread but their callbacks gets a higher nice
+  value (`realtime.io.priority.AudioFirst`): compute yields to audio under contention.
 * GUI / main thread (`realtime.app.window.MainLoop`): draws frames, reads keys and
   clicks, sends commands to the worker through a Queue(32) and reads the
   worker's `ViewState` (one reference, replaced whole); it never calls the
@@ -35,6 +37,7 @@ import numpy as np
 
 from pixelplayer.config import HOP
 from realtime.io.audio_common import MODEL_RATE
+from realtime.io.priority import AudioFirst
 from realtime.io.writers import BackgroundWriter
 from realtime.pipeline.clusters import LiveClusters
 from realtime.pipeline.frames import FrameFeed
@@ -81,7 +84,7 @@ class Pipeline:
                  realtime: bool = True, visual_hz: float = 2.0,
                  duration_s: float | None = None, initial_select=None,
                  keep_frames: bool = False,
-                 pool_frames: int = 3, stems=None) -> None:
+                 pool_frames: int = 3, stems=None, audio_first: bool = True) -> None:
         self.sep, self.mic, self.speaker, self.camera = separator, mic, speaker, camera
         self.realtime = realtime
         self.visual_period = 1.0 / visual_hz if visual_hz > 0 else float("inf")
@@ -94,6 +97,7 @@ class Pipeline:
         self.clusters = LiveClusters(stems=stems is not None)
         self.frame_queue = self.frames.queue
         self.view = ViewState()
+        self.audio_first = AudioFirst(enabled=audio_first)
         self.finished = threading.Event()
         self.error: BaseException | None = None
         self._initial = initial_select
@@ -147,11 +151,14 @@ class Pipeline:
         # Camera and microphone last and back to back: a video file and a sound file then
         # start their clocks within a millisecond, as a camera and a microphone capture.
         if self.speaker is not None:
-            self.speaker.start()
+            with self.audio_first.starting():
+                self.speaker.start()
         if self.camera is not None:
             self.camera.start()
-        self.mic.start()
+        with self.audio_first.starting():
+            self.mic.start()
         self.t_start = time.monotonic()
+        self.audio_first.apply()  # before the worker starts, which inherits the main thread's nice
         self._thread = threading.Thread(target=self._run, name="separation-worker", daemon=True)
         self._thread.start()
         return self

@@ -79,6 +79,7 @@ def test_speaker_plays_the_selected_player(pulse_server, player):
     cx, cy = meta["players"][player]["centre"]
     played, stdout = _loopback(pulse_server, ["--select", f"{cx:.0f},{cy:.0f}"])
     assert "device buffers mic" in stdout and "speaker" in stdout     # real devices opened
+    assert "audio first: " in stdout and " device thread(s) at their nice value" in stdout
     body = played[np.abs(played) > 1e-4]
     assert body.size > 3 * RATE, "the speaker played (almost) nothing"
     own, other = segment_score(body, sources[player]), segment_score(body, sources[1 - player])
