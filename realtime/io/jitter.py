@@ -16,7 +16,11 @@ latency on a quiet one, so the margin follows what the stream needs:
   after a PortAudio underflow (the device itself stalled while the worker kept writing)
   the whole excess is skipped in the next windows, at once;
 * after `hold_s` seconds without a dry spell the target shrinks by `shrink_ms`, down to
-  `min_ms`: slowly, so that a margin that was needed is not given back at once.
+  `min_ms`: slowly, so that a margin that was needed is not given back at once;
+* a dry spell in the first `settle_s` seconds of playback does not grow the target: the
+  first chunks come out before the first vision update and the engine's first call, so
+  without the compute time of every later chunk, and the gap after them is that compute
+  time arriving once, not jitter (growing there kept ~10 ms more latency for minutes).
 
 `JitterMargin` is the policy's state, driven by the speaker's PortAudio callback: plain
 integer counters, no allocation, no locks (the other threads only read its snapshot).
@@ -41,13 +45,14 @@ class JitterPolicy:
     hold_s: float = 10.0
     trim_ms: float = 5.0
     window_s: float = 1.0
+    settle_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_ms <= self.start_ms <= self.max_ms:
             raise ValueError("the jitter margin needs 0 <= min_ms <= start_ms <= max_ms")
-        if min(self.grow_ms, self.shrink_ms, self.trim_ms) < 0 or self.window_s <= 0 \
+        if min(self.grow_ms, self.shrink_ms, self.trim_ms, self.settle_s) < 0 or self.window_s <= 0 \
                 or self.hold_s < self.window_s:
-            raise ValueError("grow/shrink/trim must be >= 0 and hold_s >= window_s > 0")
+            raise ValueError("grow/shrink/trim/settle must be >= 0 and hold_s >= window_s > 0")
 
     def with_start(self, start_ms: float) -> "JitterPolicy":
         """The same policy from another starting margin (bounds widened to hold it)."""
@@ -80,6 +85,8 @@ class JitterMargin:
         self._shrink, self._trim = ms(policy.shrink_ms), ms(policy.trim_ms)
         self._window = max(1, int(policy.window_s * self.rate))
         self._hold = max(1, int(policy.hold_s * self.rate))
+        self._settle = int(policy.settle_s * self.rate)
+        self._played = 0       # samples played (watched) since the start
         self.target = ms(policy.start_ms)
         self.grows = self.shrinks = self.trimmed = 0
         self._left = self._window
@@ -90,8 +97,10 @@ class JitterMargin:
         self._owed = 0  # samples of silence still to play before resuming after a dry spell
 
     def dry(self) -> None:
-        """The ring ran out while playing: grow the target (once per window)."""
-        if not self._dry_seen and self.target < self._max:
+        """The ring ran out while playing: grow the target (once per window), unless the
+        stream is still settling."""
+        settled = self._played >= self._settle
+        if settled and not self._dry_seen and self.target < self._max:
             grow = min(self._grow, self._max - self.target)
             self.target += grow
             self._owed += grow
@@ -117,6 +126,7 @@ class JitterMargin:
             self._low = fill
         self._left -= frames
         self._clean += frames
+        self._played += frames
         if self._left > 0:
             return 0
         skip = 0

@@ -35,7 +35,7 @@ def test_after_a_device_stall_the_whole_excess_goes_at_once():
 
 
 def test_a_dry_spell_grows_the_target_once_per_window_up_to_the_maximum():
-    margin = JitterMargin(JitterPolicy(start_ms=10, grow_ms=10, max_ms=25), RATE)
+    margin = JitterMargin(JitterPolicy(start_ms=10, grow_ms=10, max_ms=25, settle_s=0), RATE)
     margin.dry()
     margin.dry()  # the same spell, block after block
     assert (margin.target, margin.grows) == (20, 1)
@@ -61,3 +61,17 @@ def test_the_target_shrinks_slowly_while_nothing_runs_dry():
     assert margin.target == 20  # never below min_ms
     stats = margin.snapshot()
     assert stats.target_ms == 20 and stats.shrinks == 10
+
+
+def test_a_dry_spell_while_the_stream_settles_does_not_grow_the_target():
+    """The first chunks come before the first vision update and the engine's first call:
+    the gap after them is the compute time arriving once, not jitter."""
+    margin = JitterMargin(JitterPolicy(start_ms=10, grow_ms=10, settle_s=1.0), RATE)
+    margin.watch(10, 500)   # half a second played
+    margin.dry()
+    assert (margin.target, margin.grows) == (10, 0) and margin.may_resume(4)
+    margin.watch(10, 600)   # settled
+    margin.dry()
+    assert (margin.target, margin.grows) == (20, 1)
+    with pytest.raises(ValueError, match="settle"):
+        JitterPolicy(settle_s=-1)
