@@ -84,7 +84,7 @@ def open_microphone(spec: str, blocksize: int | None = None):
 
     dev = _audio_device(spec, "input")
     rate = _native_rate(dev, "input")
-    return MicrophoneStream(dev, blocksize=_blocksize(blocksize, rate), samplerate=rate)
+    return MicrophoneStream(dev, blocksize=_blocksize(blocksize, rate, "input"), samplerate=rate)
 
 
 def open_speaker(spec: str, blocksize: int | None = None, margin_ms: float | None = None):
@@ -112,19 +112,29 @@ def open_speaker(spec: str, blocksize: int | None = None, margin_ms: float | Non
             virtual.remove()
         raise
     policy = JitterPolicy() if margin_ms is None else JitterPolicy().with_start(margin_ms)
-    stream = SpeakerStream(dev, blocksize=_blocksize(blocksize, rate), prefill_s=0.02,
+    stream = SpeakerStream(dev, blocksize=_blocksize(blocksize, rate, "output"), prefill_s=0.02,
                            samplerate=rate, margin=policy)
     if virtual is not None:
         stream.on_stop.append(virtual.remove)
     return stream
 
 
-def _blocksize(frames, rate) -> int:
-    """--blocksize, or ~11 ms of frames: 128 at 11025 Hz, 512 at 44.1/48 kHz. Half that
-    gave the same latency over a ten-minute soak and 9x the PortAudio underflows."""
+# Default device block per direction, in ms. A late output callback is heard (the device
+# plays silence), so the speaker's block is the ~11 ms that a ten-minute soak chose; a late
+# input callback loses nothing (PortAudio holds two blocks and the ring two seconds) and a
+# shorter block hands each sample over sooner (docs/BENCHMARKS.md, "Audio first").
+BLOCK_MS = {"input": 5.8, "output": 11.6}
+
+
+def _blocksize(frames, rate, kind: str) -> int:
+    """--blocksize, or BLOCK_MS[kind] of frames: 64 / 128 at 11025 Hz (the rate PulseAudio
+    is opened at), 256 / 512 at 44.1/48 kHz."""
     if frames:
         return int(frames)
-    return 128 if rate is not None else 512
+    from realtime.io.audio_common import MODEL_RATE
+
+    frames_at_model_rate = int(round(BLOCK_MS[kind] * MODEL_RATE / 1000.0 / 16.0)) * 16
+    return frames_at_model_rate if rate is not None else 4 * frames_at_model_rate
 
 
 def _native_rate(spec, kind: str):
