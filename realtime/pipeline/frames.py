@@ -8,9 +8,10 @@
   shown before the audio it is about to feed (frame k at k/fps s) and, when a
   video is being written, queues every frame (Queue(8), blocking) for the
   GUI/main thread;
-* vision: `update` hands the newest frame to `realtime.streaming.vision.
-  FrameVision` (the frame net on the newest frame, features max-pooled over
-  frames spread across the last seconds) and the result to the separator.
+* vision: `compute` runs `realtime.streaming.vision.FrameVision` (the frame net
+  on the newest frame, features max-pooled over frames spread across the last
+  seconds): live on the vision thread (`vision_thread`), offline inline, where
+  `update` also hands the result to the separator.
 
 Frames are resized once to the frame net's input (short side 224, aspect
 kept: `EngineSpec.vision_shape`, INTER_AREA) and converted to RGB.
@@ -107,8 +108,13 @@ class FrameFeed:
         if self.size is None:
             self.size = (frame_bgr.shape[1], frame_bgr.shape[0])
 
+    def compute(self):
+        """Vision on what arrived since the last call: the new `VisualState`, or None.
+        Touches only `FrameVision` (any one thread; live: the vision thread)."""
+        return self.vision.update()
+
     def update(self) -> bool:
-        """Vision on what arrived since the last call; True if features changed."""
-        state = self.vision.update()
+        """`compute` and hand the result to the separator; True if features changed."""
+        state = self.compute()
         self.sep.set_visual(state)
         return state is not None

@@ -42,7 +42,6 @@ class WorkerStats:
     vision_med_ms: float = float("nan")
     visual_updates: int = 0
     visual_skipped: int = 0
-    visual_deferred: int = 0
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,7 +60,7 @@ class WorkerCounters:
         self.chunks = self.late = self.nonfinite = self.repaired = 0
         self.compute_ms: collections.deque = collections.deque(maxlen=history)
         self.visual_ms: collections.deque = collections.deque(maxlen=1000)
-        self.visual_updates = self.visual_skipped = self.visual_deferred = 0
+        self.visual_updates = self.visual_skipped = 0
         self._busy: collections.deque = collections.deque(maxlen=history)  # (audio s, busy s)
 
     def record_chunks(self, n: int, busy_s: float) -> None:
@@ -93,4 +92,4 @@ class WorkerCounters:
             compute_med_ms=percentile_ms(ms, 50), compute_p95_ms=percentile_ms(ms, 95),
             compute_p99_ms=percentile_ms(ms, 99), rtf=self.rtf(),
             vision_med_ms=percentile_ms(self.visual_ms, 50), visual_updates=self.visual_updates,
-            visual_skipped=self.visual_skipped, visual_deferred=self.visual_deferred)
+            visual_skipped=self.visual_skipped)

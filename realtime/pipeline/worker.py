@@ -9,12 +9,13 @@ Threads and what connects them:
 * separation worker (here): reads 256-sample blocks from the microphone,
   feeds the `StreamingSeparator`, writes its output to the speaker ring and
   hands (isolated, mixture) blocks to the writer thread through a bounded
-  queue (disk never blocks audio).  Every 1/visual_hz s of audio, right after
-  a chunk, it runs vision on the newest frame if that fits before the next
-  chunk's audio is complete (live): else it waits for a later chunk, at most
-  a second, then runs anyway.  When the worker is more than one chunk behind
-  the update is skipped (video work goes first, audio stays continuous);
-  both cases set `degraded`, which the HUD and the log show.
+  queue (disk never blocks audio).  Every 1/visual_hz s of audio it asks for a
+  vision update and applies the finished one at a later step.
+* vision thread (`realtime.pipeline.vision_thread`, live only): the frame net on
+  the newest frame, so a chunk never waits for it. An update still running when
+  the next is due, or asked for while the worker is more than one chunk behind,
+  is skipped (video work goes first, audio stays continuous) and sets
+  `degraded`, which the HUD and the log show. Offline, vision runs inline.
 * writer thread (`BackgroundWriter`, queue of 256 jobs): WAV sinks.
 * once the device streams run, every thread but their callbacks gets a higher nice
   value (`realtime.io.priority.AudioFirst`): compute yields to audio under contention.
@@ -42,11 +43,10 @@ from realtime.io.writers import BackgroundWriter
 from realtime.pipeline.clusters import LiveClusters
 from realtime.pipeline.frames import FrameFeed
 from realtime.pipeline.state import ViewState
-from realtime.pipeline.stats import WorkerCounters, WorkerStats, percentile_ms
+from realtime.pipeline.stats import WorkerCounters, WorkerStats
+from realtime.pipeline.vision_thread import VisionThread
 
 DEVICE_STOP_S = 5.0       # a device still stopping after this (beyond the drain) is given up
-VISION_MARGIN_S = 0.010   # spare time vision must leave before the next chunk (live)
-MAX_VISION_WAIT_S = 1.0   # a vision update waiting longer for slack runs anyway (degraded)
 
 __all__ = ["Pipeline", "ViewState"]
 
@@ -93,6 +93,7 @@ class Pipeline:
         self.writer = BackgroundWriter(maxsize=256, name="audio-writer")
         self.commands: queue.Queue = queue.Queue(maxsize=32)
         self.frames = FrameFeed(separator, camera, pool_frames, keep_frames)
+        self.vision = VisionThread(self.frames) if realtime else None
         self.stems = stems
         self.clusters = LiveClusters(stems=stems is not None)
         self.frame_queue = self.frames.queue
@@ -158,7 +159,9 @@ class Pipeline:
         with self.audio_first.starting():
             self.mic.start()
         self.t_start = time.monotonic()
-        self.audio_first.apply()  # before the worker starts, which inherits the main thread's nice
+        self.audio_first.apply()  # before the threads below start: they inherit main's nice
+        if self.vision is not None:
+            self.vision.start()
         self._thread = threading.Thread(target=self._run, name="separation-worker", daemon=True)
         self._thread.start()
         return self
@@ -173,6 +176,8 @@ class Pipeline:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10.0)
+        if self.vision is not None:
+            self.vision.stop()
         self.writer.close()
 
     def stop_devices(self, drain_s: float = 2.0, timeout_s: float = DEVICE_STOP_S) -> bool:
@@ -260,6 +265,7 @@ class Pipeline:
         t_end = (c.consumed + block.shape[0]) / MODEL_RATE
         if self.frames.feed(t_end, c.consumed / MODEL_RATE, self._stop.is_set):
             self._apply_initial()
+        self._take_visual()
         t0 = time.perf_counter()
         out = self.sep.feed(block)
         busy = time.perf_counter() - t0
@@ -301,49 +307,47 @@ class Pipeline:
         self._min_lag = lag if self._min_lag is None else min(self._min_lag, lag)
         return lag - self._min_lag > self.chunk_samples / MODEL_RATE
 
-    def _slack_s(self) -> float:
-        """Live: seconds until the next chunk's audio is complete (inf offline)."""
-        if not self.realtime or self._min_lag is None or self.t_start is None:
-            return float("inf")
-        next_end = (self.counters.consumed // self.chunk_samples + 1) * self.chunk_samples
-        return self.t_start + self._min_lag + next_end / MODEL_RATE - time.monotonic()
-
     def _maybe_update_visual(self, t_audio: float) -> float:
-        """Run vision when due; returns the seconds it took (0 if skipped or deferred).
-
-        Live, vision that would not finish before the next chunk's audio is complete
-        (median vision time + VISION_MARGIN_S) waits for a later chunk, at most
-        MAX_VISION_WAIT_S; then it runs anyway (the HUD shows 'degraded') unless the
-        worker is more than a chunk behind, which skips it. Run blindly, a 2:1 picture's
-        ~40 ms of vision after a slow chunk made the speaker run dry."""
+        """Ask for a vision update when due (live) or run it (offline); returns the
+        seconds the worker spent on it. Live, an update is skipped (`degraded`) while the
+        previous one still runs or when the worker is more than a chunk behind."""
         if t_audio < self._visual_due:
             return 0.0
         c = self.counters
         behind = self._behind()  # also keeps the lag baseline current
-        expected = (percentile_ms(c.visual_ms, 50) / 1000.0) if c.visual_ms else 0.0
-        waited = t_audio - self._visual_due
-        if not behind and waited < MAX_VISION_WAIT_S and \
-                expected + VISION_MARGIN_S > self._slack_s():
-            c.visual_deferred += 1
-            return 0.0
         self._visual_due = max(self._visual_due + self.visual_period, t_audio)
-        if behind or waited >= MAX_VISION_WAIT_S:
-            self._degraded_until = time.monotonic() + 2.0
-        if behind:
-            c.visual_skipped += 1
-            self._publish()
+        if self.vision is not None:
+            if behind or not self.vision.request():
+                c.visual_skipped += 1
+                self._degraded_until = time.monotonic() + 2.0
+                self._publish()
             return 0.0
         t0 = time.perf_counter()
-        changed = self.frames.update()
-        dt = time.perf_counter() - t0
-        if changed:
-            c.visual_updates += 1
-            c.visual_ms.append(1000.0 * dt)
-            if self._auto:
-                self.sep.select_auto()
-            self.clusters.update(self.sep)
-            self._publish()
+        state = self.frames.compute()
+        self._apply_visual(state, time.perf_counter() - t0)
         return time.perf_counter() - t0
+
+    def _take_visual(self) -> None:
+        """Live: apply the update the vision thread finished, if any."""
+        if self.vision is None:
+            return
+        if self.vision.error is not None:
+            raise self.vision.error
+        done = self.vision.take()
+        if done is not None:
+            self._apply_visual(*done)
+
+    def _apply_visual(self, state, seconds: float) -> None:
+        if state is None:
+            return
+        c = self.counters
+        self.sep.set_visual(state)
+        c.visual_updates += 1
+        c.visual_ms.append(1000.0 * seconds)
+        if self._auto:
+            self.sep.select_auto()
+        self.clusters.update(self.sep)
+        self._publish()
 
     def _apply_initial(self) -> None:
         sel, self._initial = self._initial, None

@@ -13,6 +13,7 @@ the features of the picture around it).
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -57,7 +58,9 @@ class FrameVision:
     """Frames in, pooled `VisualState`s out, for one engine (see the module docstring).
 
     pool_frames: analysed frames whose features are max-pooled (>= 1), spread over the
-    last span_s seconds. One thread at a time (the separation worker).
+    last span_s seconds. `push` may come from one thread (the worker) while `update` runs
+    on another (`realtime.pipeline.vision_thread`): the newest frame is handed over under
+    a lock; `update` itself runs on one thread at a time.
     """
 
     def __init__(self, engine, pool_frames: int = 3, span_s: float = VISUAL_SPAN_S,
@@ -67,6 +70,7 @@ class FrameVision:
         self.engine, self.click_pool = engine, int(click_pool)
         self._memory = SpreadMemory(int(pool_frames), span_s)
         self._pending: tuple[float, np.ndarray] | None = None  # newest frame not analysed
+        self._handover = threading.Lock()
         self._grid: tuple | None = None
         self.vision_ms: float | None = None  # wall time of the latest vision call
 
@@ -77,12 +81,15 @@ class FrameVision:
         rows, cols = self.engine.spec.vision_shape(frame_rgb.shape[1], frame_rgb.shape[0])
         if frame_rgb.shape[:2] != (rows, cols):
             frame_rgb = cv2.resize(frame_rgb, (cols, rows), interpolation=cv2.INTER_AREA)
-        self._pending = (float(t_s), np.ascontiguousarray(frame_rgb, dtype=np.uint8))
+        item = (float(t_s), np.ascontiguousarray(frame_rgb, dtype=np.uint8))
+        with self._handover:
+            self._pending = item
 
     def update(self) -> VisualState | None:
         """Analyse the newest frame if one arrived since the last call; the pooled state, or
         None when there was nothing new."""
-        item, self._pending = self._pending, None
+        with self._handover:
+            item, self._pending = self._pending, None
         if item is None:
             return None
         t, frame = item
