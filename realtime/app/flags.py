@@ -30,8 +30,9 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
                         "and DAWs can record from (PulseAudio/PipeWire; removed on exit)")
     g.add_argument("--blocksize", type=int, default=None, metavar="FRAMES",
                    help=f"audio device frames per callback, {BLOCKSIZE[0]}-{BLOCKSIZE[1]} "
-                        "(default: ~11 ms, 128 at 11025 Hz, 512 at 44.1/48 kHz; docs/BENCHMARKS.md "
-                        "has the soak that chose it)")
+                        "for both streams (default: speaker ~11 ms, 128 at 11025 Hz or 512 at "
+                        "44.1/48 kHz; microphone half that; docs/BENCHMARKS.md has the soaks "
+                        "that chose them)")
     g.add_argument("--jitter-ms", type=float, default=JitterPolicy().start_ms, metavar="MS",
                    help="starting jitter margin: silence queued before the first output so a "
                         "late chunk does not leave the speaker dry (adds to the latency; "
