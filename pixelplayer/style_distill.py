@@ -13,14 +13,19 @@ net itself gives its instruments' Noto pictures:
   student  the frame net on a broad-world scene (players in any training set and look, at
            any size and place, distractors, photos, camera effects), its features max-pooled
            over the picture as in training;
-  target   the element-wise max of the scene's players' canonical features (what max-pooling
-           a picture holding those players should give); loss: binary cross-entropy.
+  target   per cell of the frame net's grid: the canonical feature of the instrument whose
+           picture covers the cell's centre (sounding players and silent instrument
+           distractors alike: a silent instrument's feature selects a sound that is not in
+           the mix), 0 elsewhere (background, people, objects); and, as training sees it, the
+           element-wise max of the sounding players' features for the pooled clip feature.
+           Loss: binary cross-entropy of both, the cells weighted (background BG_WEIGHT).
 
 No audio is rendered or run: a step costs the frame net alone, a fraction of a
 mix-and-separate step. The targets come from the mix-and-separate-trained net, so the
 features keep the meaning the synthesizer reads; fine-tuning by mix-and-separate follows.
-Measured once on the CPU (300 steps from the shipped weights, docs/MODEL.md): it lowered
-both views of the picture swap, so it is an option to try at scale, not part of the recipe.
+The pooled target alone (300 CPU steps, docs/MODEL.md "style1") lowered both views of the
+picture swap: it says which instruments a scene holds but not where, so a click reads
+whatever the net put beside the picture. The per-cell target says where.
 """
 from __future__ import annotations
 
@@ -29,6 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from .model import PixelPlayer
+
+# The frame net's output stride: one cell per 16x16 pixels.
+CELL_PIXELS = 16
+# Background cells are most of a frame; at full weight they would drown the players'.
+BG_WEIGHT = 0.3
 
 
 @torch.no_grad()
@@ -84,21 +94,52 @@ class StyleDataset(torch.utils.data.Dataset):
         players = [(name, int(rng.integers(0, 2**31)), Envelope.silent()) for name in chosen]
         size = (self.img_size, self.img_size)
         renderer = world_renderer(rng, players, self.look, size)
-        frames = renderer.frames(rng.uniform(0.0, 5.0, size=self.num_frames), size)
+        times = rng.uniform(0.0, 5.0, size=self.num_frames)
+        frames = renderer.frames(times, size)
         target = torch.stack([self.targets[name] for name in chosen]).amax(dim=0)
-        return {"frames": torch.from_numpy(normalize_frames(frames)), "target": target}
+        target_map, weight_map = self.cell_targets(renderer, float(times[0]), size)
+        return {"frames": torch.from_numpy(normalize_frames(frames)), "target": target,
+                "target_map": target_map, "weight_map": weight_map}
+
+    def cell_targets(self, renderer, t: float, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, h, w) per-cell targets and (h, w) weights for the frame at t seconds: each
+        picture (drawn in the renderer's order, later ones on top) claims the cells whose
+        centres its box holds."""
+        k = len(next(iter(self.targets.values())))
+        h, w = size[1] // CELL_PIXELS, size[0] // CELL_PIXELS
+        target_map = torch.zeros(k, h, w)
+        weight_map = torch.full((h, w), BG_WEIGHT)
+        centres_x = (np.arange(w) + 0.5) * CELL_PIXELS
+        centres_y = (np.arange(h) + 0.5) * CELL_PIXELS
+        for picture in renderer.extras + renderer.players:
+            x0, y0, x1, y1 = picture.box_at(t, size)
+            cols = np.nonzero((centres_x >= x0) & (centres_x <= x1))[0]
+            rows = np.nonzero((centres_y >= y0) & (centres_y <= y1))[0]
+            if not len(cols) or not len(rows):
+                continue
+            feature = self.targets.get(picture.instrument)
+            region = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+            target_map[(slice(None),) + region] = (feature[:, None, None] if feature is not None else 0.0)
+            weight_map[region] = 1.0
+        return target_map, weight_map
 
 
 class StyleObjective(torch.nn.Module):
-    """The distillation loss as a module (so DistributedDataParallel can wrap it):
-    frames `(B, 3, Tf, H, W)`, target `(B, K)` in (0, 1) -> BCE of the pooled logits."""
+    """The distillation loss as a module (so DistributedDataParallel can wrap it): frames
+    `(B, 3, Tf, H, W)`, target `(B, K)` and target_map `(B, K, h, w)` in (0, 1), weight_map
+    `(B, h, w)` -> weighted per-cell BCE of the logits plus BCE of the pooled logits."""
 
-    inputs = ("frames", "target")
+    inputs = ("frames", "target", "target_map", "weight_map")
 
     def __init__(self, model: PixelPlayer):
         super().__init__()
         self.model = model
 
-    def forward(self, frames: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = self.model.net_frame(frames).amax(dim=(2, 3))  # (B, K): max over frames and space
-        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+    def forward(self, frames: torch.Tensor, target: torch.Tensor, target_map: torch.Tensor,
+                weight_map: torch.Tensor) -> torch.Tensor:
+        logits = self.model.net_frame(frames).float()  # (B, K, h, w)
+        per_cell = F.binary_cross_entropy_with_logits(logits, target_map.float(), reduction="none")
+        weights = weight_map.float().unsqueeze(1)
+        cells = (per_cell * weights).sum() / (weights.sum() * logits.shape[1])
+        pooled = F.binary_cross_entropy_with_logits(logits.amax(dim=(2, 3)), target.float())
+        return cells + pooled

@@ -79,7 +79,12 @@ class _StyleSet(torch.utils.data.Dataset):
         return 8
 
     def __getitem__(self, i):
-        return {"frames": self.frames[i % 2], "target": self.targets[i % 2]}
+        # 64 px frames: a 4x4 grid of cells; the picture's target everywhere, one cell weighed more.
+        target = self.targets[i % 2]
+        weights = torch.full((4, 4), 0.3)
+        weights[1, 1] = 1.0
+        return {"frames": self.frames[i % 2], "target": target,
+                "target_map": target[:, None, None].expand(-1, 4, 4).clone(), "weight_map": weights}
 
 
 def test_style_distillation_fits_the_frame_net_to_its_targets(tmp_path):
@@ -123,3 +128,25 @@ def test_ddp_two_processes_stay_in_sync(tmp_path):
     init = torch.cat([p.detach().flatten() for p in
                       pixelplayer.PixelPlayer(ModelConfig(k=4, frame_width=8, audio_ngf=4)).parameters()])
     assert not torch.allclose(rank0, init)  # it really trained
+
+
+def test_style_cell_targets_follow_the_pictures():
+    """Each picture of a rendered scene claims the cells whose centres its box holds: the
+    instrument's feature for a player, 0 for a non-instrument distractor; background 0 at
+    BG_WEIGHT."""
+    import numpy as np
+
+    from pixelplayer.data.visual import Envelope, FrameRenderer, FrameStyle, Player
+    from pixelplayer.style_distill import BG_WEIGHT, StyleDataset
+
+    targets = {"violin": torch.tensor([1.0, 0.0]), "trumpet": torch.tensor([0.0, 1.0])}
+    ds = StyleDataset(targets, length=1)
+    left = Player("violin", 1, Envelope.silent(), (0.0, 0.0, 0.5, 0.5), centred=True)
+    right = Player("trumpet", 2, Envelope.silent(), (0.5, 0.5, 1.0, 1.0), centred=True)
+    renderer = FrameRenderer([left, right], 0, FrameStyle.random(np.random.default_rng(0)))
+    tmap, wmap = ds.cell_targets(renderer, 0.0, (224, 224))
+    assert tmap.shape == (2, 14, 14) and wmap.shape == (14, 14)
+    assert tmap[0, 3, 3] == 1.0 and tmap[1, 3, 3] == 0.0      # inside the violin's quarter
+    assert tmap[1, 10, 10] == 1.0 and tmap[0, 10, 10] == 0.0  # inside the trumpet's
+    assert tmap[:, 0, 13].sum() == 0 and wmap[0, 13] == BG_WEIGHT   # an empty corner
+    assert wmap[3, 3] == 1.0 and wmap[10, 10] == 1.0
