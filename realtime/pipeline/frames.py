@@ -10,8 +10,8 @@
   GUI/main thread;
 * vision: `compute` runs `realtime.streaming.vision.FrameVision` (the frame net
   on the newest frame, features max-pooled over frames spread across the last
-  seconds): live on the vision thread (`vision_thread`), offline inline, where
-  `update` also hands the result to the separator.
+  seconds): live on the vision thread (`vision_thread`), offline inline; the
+  worker hands the result to the separator.
 
 Frames are resized once to the frame net's input (short side 224, aspect
 kept: `EngineSpec.vision_shape`, INTER_AREA) and converted to RGB.
@@ -112,9 +112,3 @@ class FrameFeed:
         """Vision on what arrived since the last call: the new `VisualState`, or None.
         Touches only `FrameVision` (any one thread; live: the vision thread)."""
         return self.vision.update()
-
-    def update(self) -> bool:
-        """`compute` and hand the result to the separator; True if features changed."""
-        state = self.compute()
-        self.sep.set_visual(state)
-        return state is not None
