@@ -33,7 +33,7 @@ class FrameFeed:
     """Frames from `camera` to `separator`; see the module docstring.
 
     Args:
-        separator: the `StreamingSeparator` (set_visual, engine, click_pool).
+        separator: the `StreamingSeparator` (its engine and click_pool).
         camera: `CameraSource` or None.
         pool_frames: frames whose features are max-pooled (>= 1).
         span_s: those frames are spread over the last span_s seconds.
