@@ -119,22 +119,20 @@ def open_speaker(spec: str, blocksize: int | None = None, margin_ms: float | Non
     return stream
 
 
-# Default device block per direction, in ms. A late output callback is heard (the device
-# plays silence), so the speaker's block is the ~11 ms that a ten-minute soak chose; a late
-# input callback loses nothing (PortAudio holds two blocks and the ring two seconds) and a
-# shorter block hands each sample over sooner (docs/BENCHMARKS.md, "Audio first").
-BLOCK_MS = {"input": 5.8, "output": 11.6}
+# Default device block per direction, in frames at 11025 Hz (4x that at 44.1/48 kHz). A late
+# output callback is heard (the device plays silence), so the speaker's block is the ~11 ms
+# that a ten-minute soak chose; a late input callback loses nothing (PortAudio holds two
+# blocks and the ring two seconds) and a shorter block hands each sample over sooner
+# (docs/BENCHMARKS.md, "Audio first").
+DEVICE_BLOCK_FRAMES = {"input": 64, "output": 128}
 
 
 def _blocksize(frames, rate, kind: str) -> int:
-    """--blocksize, or BLOCK_MS[kind] of frames: 64 / 128 at 11025 Hz (the rate PulseAudio
-    is opened at), 256 / 512 at 44.1/48 kHz."""
+    """--blocksize, or DEVICE_BLOCK_FRAMES[kind]: 64 / 128 at 11025 Hz (the rate PulseAudio is
+    opened at, `rate` given), 256 / 512 at the device's own 44.1/48 kHz (`rate` None)."""
     if frames:
         return int(frames)
-    from realtime.io.audio_common import MODEL_RATE
-
-    frames_at_model_rate = int(round(BLOCK_MS[kind] * MODEL_RATE / 1000.0 / 16.0)) * 16
-    return frames_at_model_rate if rate is not None else 4 * frames_at_model_rate
+    return DEVICE_BLOCK_FRAMES[kind] if rate is not None else 4 * DEVICE_BLOCK_FRAMES[kind]
 
 
 def _native_rate(spec, kind: str):

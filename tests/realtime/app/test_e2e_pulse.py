@@ -102,3 +102,14 @@ def test_default_model_isolates_through_pulseaudio(pulse_server):
         scores.append((segment_score(body, sources[player]),
                        segment_score(body, sources[1 - player])))
     assert all(own > other for own, other in scores), scores
+
+
+def test_default_device_blocks_are_short_for_the_mic_and_safe_for_the_speaker(pulse_server):
+    """PulseAudio is opened at the model's rate: 64-frame mic blocks, 128-frame speaker blocks;
+    an explicit --blocksize is honoured for both."""
+    from realtime.app.inputs import open_microphone, open_speaker
+
+    mic, spk = open_microphone("mic_sink.monitor"), open_speaker("spk_sink")
+    assert (mic.samplerate, mic.blocksize, spk.samplerate, spk.blocksize) == (11025, 64, 11025, 128)
+    assert open_microphone("mic_sink.monitor", 256).blocksize == 256
+    assert open_speaker("spk_sink", 256).blocksize == 256
