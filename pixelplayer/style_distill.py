@@ -61,7 +61,8 @@ def canonical_features(model: PixelPlayer, renderings: int = 24, seed: int = 0) 
 
 class StyleDataset(torch.utils.data.Dataset):
     """Scenes of the broad world's look for style distillation: frames float32
-    `(3, Tf, S, S)` and the target clip feature `(K,)`.
+    `(3, Tf, S, S)`, the target clip feature `(K,)`, the per-cell targets `(K, S/16, S/16)`
+    and their weights `(S/16, S/16)` (`cell_targets`).
 
     targets: `canonical_features`. players: odds of 1, 2 sounding players in a scene.
     length: scenes per epoch (they are drawn afresh every time unless `train` is False).
