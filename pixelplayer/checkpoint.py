@@ -21,6 +21,9 @@ FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.safetensors"
 DEFAULT_SHA256 = WEIGHTS_DIR / "default.sha256"
+# State entries a checkpoint may lack (older checkpoints, imported weights) and whose first
+# dimension is the checkpoint's own: (n_instruments, K).
+OPTIONAL_STATE = ("instrument_features",)
 
 
 class CheckpointError(Exception):
@@ -98,9 +101,22 @@ def read(path: str | Path) -> tuple[ModelConfig, dict, dict]:
     return config, state, meta
 
 
+def fit_optional_state(model: PixelPlayer, state: dict) -> dict:
+    """Size `model`'s OPTIONAL_STATE buffers as `state` has them; returns `state` with the
+    model's empty ones filled in where it lacks them (so strict loading works both ways)."""
+    state = dict(state)
+    for key in OPTIONAL_STATE:
+        buffer = model.get_buffer(key)
+        rows = state[key].shape[0] if key in state else 0
+        model.register_buffer(key, buffer.new_zeros((rows, *buffer.shape[1:])))
+        state.setdefault(key, model.get_buffer(key))
+    return state
+
+
 def build(config: ModelConfig, state: dict, source: str = "checkpoint") -> PixelPlayer:
     """A PixelPlayer with `state` loaded strictly; mismatches become one CheckpointError."""
     model = PixelPlayer(config)
+    state = fit_optional_state(model, state)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -142,5 +158,9 @@ def load(spec: str | Path = "default", map_location: str | torch.device = "cpu")
         path = DEFAULT_WEIGHTS
     else:
         path = Path(spec)
-    config, state, _ = read(path)
-    return build(config, state, source=str(path)).to(map_location)
+    config, state, meta = read(path)
+    model = build(config, state, source=str(path))
+    names = list(meta.get("extra", {}).get("instruments", ()))
+    if len(names) == model.instrument_features.shape[0]:
+        model.instrument_names = tuple(names)
+    return model.to(map_location)

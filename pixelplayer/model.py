@@ -165,6 +165,12 @@ class PixelPlayer(nn.Module):
         self.net_frame = FrameNet(config.k, config.frame_width, config.frame_dilate)
         self.net_sound = AudioUNet(config.k, config.audio_ngf, config.audio_depth)
         self.net_synth = Synthesizer(config.k)
+        # One feature per instrument the model was trained on, as its own frame net gives
+        # that instrument's training pictures (`pixelplayer.synchrony`); (0, K) when the
+        # checkpoint has none.
+        self.register_buffer("instrument_features", torch.zeros(0, config.k))
+        # Their names where the checkpoint states them (`checkpoint.load`), else none.
+        self.instrument_names: tuple[str, ...] = ()
 
     @property
     def time_multiple(self) -> int:

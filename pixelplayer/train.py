@@ -159,7 +159,7 @@ def save_training_state(path: Path, model, optim, epoch: int, step: int, best: f
 
 def load_training_state(path: Path, model: PixelPlayer, optim) -> tuple[int, int, float]:
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(blob["state_dict"])
+    model.load_state_dict(checkpoint.fit_optional_state(model, blob["state_dict"]))
     optim.load_state_dict(blob["optimizer"])
     return int(blob["epoch"]), int(blob["step"]), float(blob["best_sdr"])
 
@@ -208,7 +208,7 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
         model_cfg = dataclasses.replace(model_cfg, mask_activation="relu")
     model = PixelPlayer(model_cfg)
     if cfg.init:
-        model.load_state_dict(read_init(cfg.init, model.config))
+        model.load_state_dict(checkpoint.fit_optional_state(model, read_init(cfg.init, model.config)))
         log.info("initialised from %s", cfg.init)
     model = model.to(device)
     optim = make_optimizer(model, cfg)
