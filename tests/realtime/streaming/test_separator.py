@@ -312,9 +312,9 @@ def test_latency_and_timing_properties(model):
     assert sep.context_samples == 127 * 256 + 1022
     assert sep.context_ms == pytest.approx(3041.63, abs=0.01)
     assert algorithmic_latency(EngineSpec(context_frames=128, lookahead=2, window="hann")) == 766 + 512
-    # The defaults: asymmetric window, H=2, L=1: 256 + 256 + 512 samples = 92.9 ms in all.
-    assert algorithmic_latency(EngineSpec()) == 512
-    assert algorithmic_latency(EngineSpec()) + 256 * EngineSpec().hop_frames == 1024
+    # The defaults: asymmetric window, H=2, L=0: 256 + 512 samples = 69.7 ms in all.
+    assert algorithmic_latency(EngineSpec()) == 256
+    assert algorithmic_latency(EngineSpec()) + 256 * EngineSpec().hop_frames == 768
     with pytest.raises(engines.SpecMismatch, match=r"hop_frames=8 \(wanted 4\)"):
         StreamingSeparator(sep.engine, EngineSpec(context_frames=128, hop_frames=4, lookahead=0,
                                                   mirror=False))
