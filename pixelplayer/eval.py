@@ -11,7 +11,8 @@ from .config import IMAGENET_MEAN, IMAGENET_STD
 from .metrics import audible, bss_eval, sdr
 from .model import PixelPlayer
 from .separation import (oracle_binary_mask, pixel_to_cell, separate_by_clips,
-                         separate_by_pixels, vision_size)
+                         separate_by_pixels, separate_by_synchrony, vision_size)
+from .synchrony import MOTION_FPS
 
 LOCALIZATION_WINDOW = 128  # STFT frames (~3 s) per localization window
 LOCALIZATION_HOP = 64
@@ -116,6 +117,8 @@ def evaluate_scene(model: PixelPlayer, scene) -> dict:
               "mix_sdr": sdr(sources, mix.expand_as(sources)).tolist(),
               "ibm_sdr": sdr(sources, ibm).tolist(), "loc_hits": 0, "loc_windows": 0,
               "estimates": est}
+    if model.instrument_features.shape[0]:
+        result.update(_synchrony_click(model, scene, frames, mix.to(device), sources))
     win = (LOCALIZATION_WINDOW - 1) * 256
     for p, box in enumerate(scene.boxes):
         src = sources[p]
@@ -127,6 +130,26 @@ def evaluate_scene(model: PixelPlayer, scene) -> dict:
             result["loc_windows"] += 1
             result["loc_hits"] += int(_peak_on_player(heat[0].cpu(), box, width, height))
     return result
+
+
+def scene_grey_video(scene, fps: float = MOTION_FPS) -> np.ndarray:
+    """uint8 grey `(Tv, H', W')` video of a scene at the frame net's scale, `fps` frames a second."""
+    video = scene.render_video(fps, vision_size(*scene.size))
+    return np.round(video.astype(np.float32).mean(axis=-1)).astype(np.uint8)
+
+
+def _synchrony_click(model: PixelPlayer, scene, frames: torch.Tensor, mix: torch.Tensor,
+                     sources: torch.Tensor) -> dict:
+    """Clicks on each player's centre chosen by synchrony (`separate_by_synchrony`)."""
+    est, picks = separate_by_synchrony(model, frames, mix, [tuple(c) for c in scene.centres],
+                                       scene_grey_video(scene), MOTION_FPS, scene.size)
+    est = est[0].cpu()
+    full = bss_eval(sources, est) if len(sources) > 1 else None
+    return {"sync_sdr": sdr(sources, est).tolist(),
+            "sync_sir": full["sir"].tolist() if full else [],
+            "sync_sar": full["sar"].tolist() if full else [],
+            "sync_similarity": output_similarity(est),
+            "sync_kept_appearance": sum(p is None for p in picks)}
 
 
 def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True, stream: int = 0,
@@ -165,4 +188,16 @@ def _aggregate(per: list[dict]) -> dict:
             "ibm_sdr": _mean(flat("ibm_sdr")),
             "pixel_nsdr": _mean(np.subtract(flat("pixel_sdr"), flat("mix_sdr"))),
             "localization_accuracy": sum(r["loc_hits"] for r in per) / windows if windows else float("nan"),
-            "localization_windows": windows}
+            "localization_windows": windows, **_aggregate_synchrony(per)}
+
+
+def _aggregate_synchrony(per: list[dict]) -> dict:
+    if not per or "sync_sdr" not in per[0]:
+        return {}
+    flat = [v for r in per for v in r["sync_sdr"]]
+    return {"sync_sdr": _mean(flat), "sync_sdr_median": float(np.median(flat)),
+            "sync_sir": _mean([v for r in per for v in r["sync_sir"]]),
+            "sync_sar": _mean([v for r in per for v in r["sync_sar"]]),
+            "sync_max_similarity": max(r["sync_similarity"] for r in per),
+            "sync_same_sound_scenes": sum(r["sync_similarity"] >= SAME_SOUND_CORR for r in per),
+            "sync_kept_appearance": sum(r["sync_kept_appearance"] for r in per)}

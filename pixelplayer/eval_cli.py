@@ -63,6 +63,13 @@ def _scene_row(name: str, sc: dict) -> list[str]:
              f"| {name}: single-cell SDR (dB), no pooling | {sc['single_cell_sdr']:.2f} | | |",
              f"| {name}: localization accuracy, {sc['localization_windows']} windows | "
              f"{100 * sc['localization_accuracy']:.1f}% | | |"]
+    if "sync_sdr" in sc:
+        rows += [f"| {name}: click SDR by synchrony (dB), mean / median | {sc['sync_sdr']:.2f} / "
+                 f"{sc['sync_sdr_median']:.2f} | | |",
+                 f"| {name}: by synchrony, SIR / SAR (dB) | {sc['sync_sir']:.2f} / {sc['sync_sar']:.2f} | | |",
+                 f"| {name}: by synchrony, scenes whose players' outputs correlate >= 0.85 | "
+                 f"{sc['sync_same_sound_scenes']} of {sc['scenes']} (max {sc['sync_max_similarity']:.2f}; "
+                 f"{sc['sync_kept_appearance']} clicks kept appearance) | | |"]
     if "stream_sdr" in sc:
         rows.append(f"| {name}: streaming SDR through realtime-sep, {sc['stream_players']} players "
                     f"(offline on the same span) | {sc['stream_sdr']:.2f} ({sc['stream_offline_sdr']:.2f}; "

@@ -19,6 +19,7 @@ from .outputs import OutputError, check_audio_output, check_distinct, check_writ
 from .separation import vision_size
 
 VISUAL_FRAMES = 3
+SELECT_BY = ("auto", "appearance", "synchrony")
 
 
 class InputError(Exception):
@@ -82,6 +83,29 @@ def read_frames(path: Path, n: int = VISUAL_FRAMES) -> tuple[np.ndarray, tuple[i
     return np.stack(frames), (w, h)
 
 
+def read_grey_video(path: Path, size: tuple[int, int], fps: float) -> tuple[np.ndarray, float]:
+    """Every frame of the video at about `fps` (every k-th frame), grey, scaled to `size`
+    (W, H): uint8 `(Tv, H, W)` and the rate actually kept."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    rate = cap.get(cv2.CAP_PROP_FPS) or fps
+    step = max(1, int(round(rate / fps)))
+    grey, index = [], 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index % step == 0:
+            small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            grey.append(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+        index += 1
+    cap.release()
+    if len(grey) < 2:
+        raise InputError(f"{path}: too few frames to see motion; use --select-by appearance")
+    return np.stack(grey), rate / step
+
+
 def frames_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 RGB `(Tf, H, W, 3)` -> normalised `(1, 3, Tf, H', W')`, short side 224, sides
     multiples of 16 (so cells are 16x16 pixels of the scaled frame)."""
@@ -116,6 +140,12 @@ def get_parser() -> argparse.ArgumentParser:
                    help="find the sources by clustering the picture's cells by their sound and "
                         "write DIR/stem_<k>.wav per source, DIR/clusters.png and DIR/stems.json "
                         "(with or without --out)")
+    p.add_argument("--select-by", choices=SELECT_BY, default="auto",
+                   help="how a click (--select/--remove) picks its player's sound: by what "
+                        "its picture looks like (appearance), or among the model's instruments "
+                        "by which one's sound rises and falls with the motion under the click "
+                        "(synchrony; a still picture keeps appearance). auto: synchrony when "
+                        "the model has instrument features, else appearance (says which)")
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
     p.add_argument("--pool", type=int, default=CLICK_POOL, help="a click uses the max "
                    f"feature over POOLxPOOL cells of 16 px around it (default {CLICK_POOL}; 1: one cell)")
@@ -160,14 +190,23 @@ def write_selection(args, model, x, mix, mix_t, points, size) -> str:
     import soundfile as sf
 
     from .outputs import AUDIO_SUBTYPES, audio_format
-    from .separation import pixel_to_cell, separate_by_pixels
+    from .separation import pixel_to_cell, separate_by_pixels, separate_by_synchrony
+    from .synchrony import MOTION_FPS
 
     grid_h, grid_w = x.shape[-2] // 16, x.shape[-1] // 16
     cells = None
     if points:
         cells = torch.tensor([[pixel_to_cell(px, py, *size, grid_w, grid_h) for px, py in points]])
-    sound, heat = separate_by_pixels(model, x, mix_t, None if cells is None else cells.to(x.device),
-                                     pool=args.pool)
+    how = ""
+    if points and select_method(args.select_by, model) == "synchrony":
+        grey, fps = read_grey_video(args.video, (x.shape[-1], x.shape[-2]), MOTION_FPS)
+        sound, picks = separate_by_synchrony(model, x, mix_t, points, grey, fps, size, pool=args.pool)
+        how = "; by synchrony: " + ", ".join(_pick_name(model, i) for i in picks)
+    else:
+        sound, heat = separate_by_pixels(model, x, mix_t, None if cells is None else cells.to(x.device),
+                                         pool=args.pool)
+        if points:
+            how = "; by appearance"
     # Several players: their sounds added; --remove: the mixture less them (the same
     # as the complementary mask, 1 - m, on the mixture's spectrum).
     out = sound[0].sum(dim=0).cpu().numpy()
@@ -178,7 +217,28 @@ def write_selection(args, model, x, mix, mix_t, points, size) -> str:
     chosen = cells[0].tolist() if cells is not None else [int(heat[0].flatten().argmax())]
     what = "without" if args.remove else "cell" if len(chosen) == 1 else "cells"
     return (f"wrote {args.out} ({mix.size / SAMPLE_RATE:.1f} s, {what} "
-            f"{', '.join(str(divmod(c, grid_w)) for c in chosen)} of a {grid_h}x{grid_w} grid)")
+            f"{', '.join(str(divmod(c, grid_w)) for c in chosen)} of a {grid_h}x{grid_w} grid{how})")
+
+
+def select_method(select_by: str, model) -> str:
+    """appearance or synchrony for --select-by; an explicit synchrony the model cannot do is
+    refused (InputError), auto says what it picked."""
+    has = model.instrument_features.shape[0] > 0
+    if select_by == "synchrony" and not has:
+        raise InputError("--select-by synchrony: this model has no instrument features "
+                         "(scripts/attach_instrument_features.py adds them)")
+    if select_by == "auto":
+        picked = "synchrony" if has else "appearance"
+        print(f"select-by auto: {picked}" + ("" if has else " (the model has no instrument features)"))
+        return picked
+    return select_by
+
+
+def _pick_name(model, index) -> str:
+    if index is None:
+        return "still picture, appearance kept"
+    names = model.instrument_names
+    return names[index] if names else f"instrument {index}"
 
 
 def write_stems(out_dir: Path, model, x, mix_t, frame_rgb, size) -> str:

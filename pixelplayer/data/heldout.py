@@ -30,7 +30,7 @@ DEFAULT_SIZE = (640, 480)
 SR = 11025
 
 
-def _scene(rng: np.random.Generator, chosen: list[str], sources: list[np.ndarray], ids: list[str],
+def layout_scene(rng: np.random.Generator, chosen: list[str], sources: list[np.ndarray], ids: list[str],
            look: SceneLook, size: tuple[int, int], seed: int) -> Scene:
     """Levels spread over +-LEVEL_SPAN_DB/2 (equal RMS first), mixture peak 0.9, laid out."""
     n = min(s.size for s in sources)
@@ -60,7 +60,7 @@ def heldout_scene(seed: int, n_players: int = 2, size: tuple[int, int] = DEFAULT
         request = WorldClipRequest(inst, font, int(rng.integers(0, 2**62)), int(rng.integers(0, 2**62)))
         sources.append(render_world_clip(request, seconds)[0])
         ids.append(f"heldout/{font}/{inst}/{seed}")
-    return _scene(rng, chosen, sources, ids, SceneLook.evaluation(HELDOUT), size, seed)
+    return layout_scene(rng, chosen, sources, ids, SceneLook.evaluation(HELDOUT), size, seed)
 
 
 def world_test_scene(solos: SyntheticSolos, seed: int, n_players: int = 2,
@@ -77,4 +77,4 @@ def world_test_scene(solos: SyntheticSolos, seed: int, n_players: int = 2,
     chosen = [names[i] for i in rng.permutation(len(names))[:n_players]]
     clips = [by_name[n][int(rng.integers(len(by_name[n])))] for n in chosen]
     sources = [solos.load_audio(c) for c in clips]
-    return _scene(rng, chosen, sources, [c.clip_id for c in clips], SceneLook.evaluation(TRAIN), size, seed)
+    return layout_scene(rng, chosen, sources, [c.clip_id for c in clips], SceneLook.evaluation(TRAIN), size, seed)
