@@ -100,6 +100,41 @@ def test_separate_stems_finds_each_player(scene_dir, tmp_path):
     assert picture.shape[:2] == (meta["size"][1], meta["size"][0])
 
 
+@needs_fluidsynth
+def test_separate_select_by_says_how_each_click_chose(scene_dir, tmp_path, capsys):
+    meta = json.loads((scene_dir / "scene.json").read_text())
+    sources = sorted(scene_dir.glob("source_*.wav"))
+    centre = meta["players"][0]["centre"]
+    args = [str(scene_dir / "video.mp4"), "--audio", str(scene_dir / "mixture.wav"),
+            "--select", f"{centre[0]},{centre[1]}"]
+    corr = lambda a, b: abs(np.dot(a, b)) / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+    for how in ("appearance", "synchrony", "auto"):
+        out = tmp_path / f"{how}.wav"
+        assert separate_cli.main([*args, "--select-by", how, "--out", str(out)]) == 0
+        said = capsys.readouterr().out
+        expect = "appearance" if how == "appearance" else "synchrony"
+        assert f"by {expect}" in said and (how != "auto" or "select-by auto: synchrony" in said)
+        est = sf.read(out)[0]
+        own, other = (sf.read(s)[0][:est.size] for s in sources)
+        assert corr(est, own) > corr(est, other) + 0.2, how
+
+
+@needs_fluidsynth
+def test_separate_select_by_synchrony_needs_instrument_features(scene_dir, tmp_path, capsys):
+    from pixelplayer import checkpoint
+    from tests.tiny_models import tiny_model
+
+    model = tiny_model(0)
+    assert model.instrument_features.shape[0] == 0
+    path = checkpoint.save(model, tmp_path / "tiny.safetensors")
+    assert separate_cli.main([str(scene_dir / "video.mp4"), "--audio", str(scene_dir / "mixture.wav"),
+                              "--select", "10,10", "--select-by", "synchrony", "--model", str(path),
+                              "--out", str(tmp_path / "o.wav")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no instrument features" in err[0]
+    assert not (tmp_path / "o.wav").exists()
+
+
 def test_separate_stems_and_outputs_are_checked(tmp_path, capsys):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
