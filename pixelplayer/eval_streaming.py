@@ -46,10 +46,12 @@ def run_app(video: str, audio: str, x: float, y: float, out: str, model: str = "
     return data.mean(axis=1)
 
 
-def stream_scene(scene, offline: np.ndarray, model: str = "default", workdir: str | None = None) -> dict:
+def stream_scene(scene, offline: np.ndarray, model: str = "default", workdir: str | None = None,
+                 select_by: str = "auto") -> dict:
     """Per-player streaming and offline SDR (dB) of one scene from SKIP_S on.
 
-    offline: the offline estimates `(P, S)` of the same clicks (e.g. evaluate_scene's)."""
+    offline: the offline estimates `(P, S)` of the same clicks (e.g. evaluate_scene's),
+    made the way `select_by` (realtime-sep --select-by) picks."""
     from .data.scenes import write_scene
 
     with tempfile.TemporaryDirectory(prefix="pp_stream_", dir=workdir) as tmp:
@@ -58,7 +60,8 @@ def stream_scene(scene, offline: np.ndarray, model: str = "default", workdir: st
         skip = int(SKIP_S * scene.sr)
         stream_sdr, offline_sdr = [], []
         for p, (x, y) in enumerate(scene.centres):
-            got = run_app(video, mix, x, y, os.path.join(tmp, f"isolated_{p}.wav"), model)
+            got = run_app(video, mix, x, y, os.path.join(tmp, f"isolated_{p}.wav"), model,
+                          ("--select-by", select_by))
             n = min(got.size, scene.sources.shape[1])
             ref = scene.sources[p, skip:n][None]
             stream_sdr.append(float(sdr(ref, got[skip:n][None])[0]))

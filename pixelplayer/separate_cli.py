@@ -17,9 +17,9 @@ from .config import CLICK_POOL, IMAGENET_MEAN, IMAGENET_STD, SAMPLE_RATE
 from .errors import first_line
 from .outputs import OutputError, check_audio_output, check_distinct, check_writable_folder
 from .separation import vision_size
+from .synchrony import SELECT_BY
 
 VISUAL_FRAMES = 3
-SELECT_BY = ("auto", "appearance", "synchrony")
 
 
 class InputError(Exception):

@@ -33,6 +33,9 @@ from . import dsp
 from .config import CLICK_POOL, HOP, SAMPLE_RATE
 from .model import PixelPlayer
 
+# How a click picks its player's sound (pixelplayer-separate and realtime-sep --select-by):
+# auto is synchrony when the model has instrument features, else appearance.
+SELECT_BY = ("auto", "appearance", "synchrony")
 # Video frames per second the motion is read at (the rate the constants below were chosen
 # at; a 24-30 fps video is read at every second frame).
 MOTION_FPS = 12.0

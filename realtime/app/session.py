@@ -80,7 +80,53 @@ def build_spec(args):
     if spec.context_frames % multiple:
         raise UsageError(f"--context {spec.context_frames}: this model needs a multiple of "
                          f"{multiple} frames")
+    _instrument_features(args)  # an impossible --select-by synchrony fails before any load
     return spec
+
+
+def _instrument_features(args):
+    """(features `(C, K)` float32, names) of --model for synchrony selection, or None for
+    --select-by appearance, a model without them or an export directory (which does not
+    carry them). --select-by synchrony without them -> UsageError."""
+    from engines import artifacts
+    from pixelplayer import CheckpointError, checkpoint
+
+    how, model = getattr(args, "select_by", "auto"), str(args.model)
+    if how == "appearance":
+        return None
+    found = None
+    if not os.path.isfile(os.path.join(model, artifacts.MANIFEST)):
+        try:
+            _, state, meta = checkpoint.read(checkpoint.DEFAULT_WEIGHTS if model == "default" else model)
+        except CheckpointError as exc:
+            raise UsageError(f"cannot load model: {first_line(exc)}") from None
+        feats = state.get("instrument_features")
+        if feats is not None and feats.shape[0]:
+            found = (feats.float().numpy(), tuple(meta.get("extra", {}).get("instruments", ())))
+    if found is None and how == "synchrony":
+        raise UsageError(f"--select-by synchrony: {model} has no instrument features "
+                         "(an export directory never has; scripts/attach_instrument_features.py "
+                         "adds them to a checkpoint)")
+    return found
+
+
+def synchrony_tracker(args, spec, k: int, log=print):
+    """The `SynchronyTracker` realtime-sep's --select-by asks for, or None (appearance), for
+    an engine of K features; auto says what it picked."""
+    from realtime.streaming.synchrony import SynchronyTracker
+
+    found = _instrument_features(args)
+    if found is not None and found[0].shape[1] != k:
+        if getattr(args, "select_by", "auto") == "synchrony":
+            raise UsageError(f"--select-by synchrony: the instrument features have K="
+                             f"{found[0].shape[1]}, the engine K={k}")
+        found = None
+    if getattr(args, "select_by", "auto") == "auto":
+        log("select-by auto: " + (f"synchrony ({len(found[0])} instrument features)" if found
+                                  else "appearance (no instrument features for this model and engine)"))
+    if found is None:
+        return None
+    return SynchronyTracker(found[0], found[1])
 
 
 def load_engine(args, spec, log=print):
@@ -208,7 +254,7 @@ class Session:
         from realtime.streaming.separator import StreamingSeparator
 
         offline = bool(args.no_pace)
-        self.sep = StreamingSeparator(engine, spec)
+        self.sep = StreamingSeparator(engine, spec, synchrony=synchrony_tracker(args, spec, engine.k, log))
         self.sinks = [AlignedWavSink(args.out, self.sep.latency_samples)] if args.out else []
         self.stems = (StemFiles(args.stems, self.sep.latency_samples)
                       if getattr(args, "stems", None) else None)

@@ -105,6 +105,8 @@ class FrameFeed:
         rows, cols = self.sep.engine.spec.vision_shape(frame_bgr.shape[1], frame_bgr.shape[0])
         small = cv2.resize(frame_bgr, (cols, rows), interpolation=cv2.INTER_AREA)
         self.vision.push(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), t)
+        if self.sep.synchrony is not None:  # the motion a synchrony pick reads
+            self.sep.synchrony.push_frame(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), t)
         if self.size is None:
             self.size = (frame_bgr.shape[1], frame_bgr.shape[0])
 

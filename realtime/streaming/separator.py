@@ -50,12 +50,15 @@ before it started).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 
 from engines.base import EngineSpec, check_compatible, to_numpy
 from engines.graphs import select_cells
 from pixelplayer import dsp
-from pixelplayer.config import CLICK_POOL, HOP, SAMPLE_RATE
+from pixelplayer.config import CLICK_POOL, HOP, N_FFT, SAMPLE_RATE
 
 from realtime.streaming.heatmap import BandHistory, HeatAverage
 from realtime.streaming.overlap import ContextWindow, OverlapAdd
@@ -65,11 +68,23 @@ from realtime.streaming.vision import VisualState
 __all__ = ["StreamingSeparator", "algorithmic_latency"]
 
 MIX = None  # the source id of the unprocessed mixture; cells are ints row*w + col
+# How often (s of audio) a selected point's instrument is chosen again by synchrony.
+REPICK_S = 0.5
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """The source heard through the model's instrument feature `index` (synchrony)."""
+
+    index: int
 
 
 def _cells_of(source) -> tuple:
-    """The cells a source sounds like: () for the mixture, (cell,) or its tuple."""
-    return () if source is MIX else source if isinstance(source, tuple) else (source,)
+    """The cells a source sounds like: () for the mixture or an instrument, (cell,) or its
+    tuple."""
+    if source is MIX or isinstance(source, Instrument):
+        return ()
+    return source if isinstance(source, tuple) else (source,)
 
 
 def algorithmic_latency(spec: EngineSpec) -> int:
@@ -95,7 +110,7 @@ class StreamingSeparator:
     sample_rate = SAMPLE_RATE
 
     def __init__(self, engine, spec: EngineSpec | None = None, crossfade_ms: float = 50.0,
-                 click_pool: int = CLICK_POOL):
+                 click_pool: int = CLICK_POOL, synchrony=None):
         spec = spec or engine.spec
         check_compatible(engine.spec, spec, "the engine's graphs")
         if crossfade_ms < 0:
@@ -117,6 +132,10 @@ class StreamingSeparator:
         self._visual: VisualState | None = None
         self._window = ContextWindow(self.context_samples)
         self._olas = (OverlapAdd(window=spec.window), OverlapAdd(window=spec.window))
+        # A `realtime.streaming.synchrony.SynchronyTracker`: a single selected point is
+        # heard through the instrument feature that moves with it (None: by appearance).
+        self.synchrony = synchrony
+        self._pick: tuple | None = None  # (point, instrument index or None, due position)
         self.reset()
 
     # ---- units ------------------------------------------------------------------------
@@ -215,8 +234,15 @@ class StreamingSeparator:
 
     @property
     def source(self):
-        """What is heard now: None (mixture) or a cell index (the fade target if fading)."""
+        """What is heard now: None (mixture), a cell index, a tuple of cells or an
+        `Instrument` (the fade target if fading)."""
         return self._fade[0] if self._fade else self._active
+
+    @property
+    def heard_as(self) -> str | None:
+        """The instrument a synchrony pick hears the selection as, else None."""
+        src = self.source
+        return self.synchrony.name(src.index) if isinstance(src, Instrument) else None
 
     @property
     def heatmap(self) -> np.ndarray | None:
@@ -238,6 +264,9 @@ class StreamingSeparator:
         self._fade: tuple | None = None  # (target source, output position where it starts)
         self._in_total = 0  # input samples fed since the reset
         self._out_pos = 0  # output samples emitted since the reset
+        self._pick = None
+        if self.synchrony is not None:
+            self.synchrony.clear()
 
     def feed(self, samples) -> np.ndarray:
         """samples: mono float32 `(n,)` at 11025 Hz, any n >= 0 (no alignment needed).
@@ -283,26 +312,36 @@ class StreamingSeparator:
     def _desired(self, visual: VisualState | None):
         if self.bypass or visual is None:
             return MIX
-        return self.selection.cell(visual.grid)
+        cell = self.selection.cell(visual.grid)
+        point = self.selection.point
+        if self.synchrony is None or not isinstance(cell, int) or point is None:
+            return cell
+        if self._pick is None or self._pick[0] != point or self._out_pos >= self._pick[2]:
+            due = self._out_pos + int(REPICK_S * SAMPLE_RATE)
+            self._pick = (point, self.synchrony.pick(*point), due)
+        index = self._pick[1]
+        return cell if index is None else Instrument(index)
 
     def _process_chunk(self) -> np.ndarray:
         window = self._window.view()
         visual, stems = self._visual, self._stems  # read once: other threads swap them
         self._update_source(self._desired(visual))
         sources = [s for s in (self._active, self._fade and self._fade[0]) if s is not MIX]
-        cells = [c for s in sources for c in _cells_of(s)]
         outputs = {}
         if visual is not None:
             # Runs even for the mixture so the heatmap stays live.
-            frames, heat = self._separate(window, visual, cells, [f for _, f in stems])
+            feats = [self._features_of(s, visual) for s in sources]
+            frames, heat = self._separate(window, visual, feats, [f for _, f in stems])
             i = 0
-            for source in sources:
-                n = len(_cells_of(source))
-                outputs[source] = self._slots[source].feed(np.sum(frames[i:i + n], axis=0))
-                i += n
+            for source, f in zip(sources, feats):
+                outputs[source] = self._slots[source].feed(np.sum(frames[i:i + len(f)], axis=0))
+                i += len(f)
             self._feed_stems(stems, frames[i:i + len(stems)])
-            self.heat.update(heat.sum(-1).reshape(visual.grid))
-            self.bands.update(heat)
+            cells = visual.grid[0] * visual.grid[1]
+            if len(heat) > cells:
+                self._track_candidates(window, heat[cells:])
+            self.heat.update(heat[:cells].sum(-1).reshape(visual.grid))
+            self.bands.update(heat[:cells])
         end = self.context_samples - self.latency_samples  # window index of output's end
         mixture = window[end - self.chunk_samples:end].copy()
         if self.remove:
@@ -341,17 +380,55 @@ class StreamingSeparator:
         warm = self._olas[0].tail_samples if desired is not MIX else 0
         self._fade = (desired, self._out_pos + warm)
 
-    def _separate(self, window, visual: VisualState, cells, stem_feats=()):
-        """Separate graph on `window` for `cells` (their click features) then the stems'
-        features: frames, a list of `(H, 1022)` in that order, and heat `(h*w, bands)`.
-        With nothing to separate, cell 0 runs so the heatmap stays live."""
-        feats = [select_cells(visual.click, np.asarray([cells], np.int64))[0]] if cells else []
-        feats += [np.stack(stem_feats)] if len(stem_feats) else []
+    def _features_of(self, source, visual: VisualState) -> np.ndarray:
+        """The features `(n, K)` whose sounds add up to `source` (a cell's click feature,
+        or an instrument feature)."""
+        if isinstance(source, Instrument):
+            return self.synchrony.features[source.index][None]
+        return select_cells(visual.click, np.asarray([_cells_of(source)], np.int64))[0]
+
+    def _candidate_rows(self, visual: VisualState) -> np.ndarray | None:
+        """The picture's cells plus rows holding the instrument features (zeros after
+        them), `(1, K, h + r, w)`, so one call also gives their energies; None when synchrony
+        is off or the taller grid would not fit the engines' picture limit."""
+        if self.synchrony is None:
+            return None
+        feats = self.synchrony.features
+        _, k, h, w = visual.cells.shape
+        rows = -(-len(feats) // w)
+        if h + rows > self.spec.max_image_side // 16:
+            return None
+        extra = np.zeros((rows * w, k), np.float32)
+        extra[:len(feats)] = feats
+        extra = extra.reshape(rows, w, k).transpose(2, 0, 1)[None]
+        return np.ascontiguousarray(np.concatenate([visual.cells, extra], axis=2))
+
+    def _track_candidates(self, window, heat_rows) -> None:
+        """Hand this chunk's candidate energies, the mixture's over the same frames and
+        their time to the tracker."""
+        n = len(self.synchrony.features)
+        spec = self.spec
+        first = spec.context_frames - spec.lookahead - spec.hop_frames
+        seg = torch.from_numpy(window[first * HOP:(first + spec.hop_frames - 1) * HOP + N_FFT])
+        real, imag = dsp.stft(seg[None], center=False)
+        mixture = float((dsp.warp(dsp.magnitude(real, imag)) ** 2).sum())
+        middle = first * HOP + (spec.hop_frames - 1) * HOP / 2 + N_FFT / 2  # in the window
+        t_s = (self._in_total - self.context_samples + middle) / SAMPLE_RATE
+        self.synchrony.push_chunk(heat_rows[:n].sum(-1), mixture, t_s)
+
+    def _separate(self, window, visual: VisualState, source_feats=(), stem_feats=()):
+        """Separate graph on `window` for the sources' features (a list of `(n, K)`) then
+        the stems': frames, a list of `(H, 1022)` in that order, and heat `(cells, bands)`:
+        the picture's cells, then (synchrony) the instrument features' rows. With nothing
+        to separate, cell 0 runs so the heatmap stays live."""
+        feats = list(source_feats) + ([np.stack(stem_feats)] if len(stem_feats) else [])
         feats = np.concatenate(feats) if feats else visual.click[:, :, 0, 0]
+        cells = self._candidate_rows(visual)
+        cells = visual.cells if cells is None else cells
         limit = max(1, self.spec.max_pixels)
         frames, heat = [], None
         for i in range(0, len(feats), limit):  # engines built for fewer pixels: call twice
-            out, heat = self.engine.separate(window[None], feats[None, i:i + limit], visual.cells)
+            out, heat = self.engine.separate(window[None], feats[None, i:i + limit], cells)
             frames.extend(to_numpy(out, np.float32)[0])
         return frames, to_numpy(heat, np.float32)[0]
 

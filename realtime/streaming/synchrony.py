@@ -1,0 +1,98 @@
+"""Synchrony selection, live: which of the model's instrument features moves with the
+picture under the click (`pixelplayer.synchrony` has the rule and its constants; this
+object only keeps the recent past it reads).
+
+    tracker = SynchronyTracker(features, names)
+    tracker.push_frame(grey, t_s)                       # frame net scale, audio time (s)
+    tracker.push_chunk(energies, mixture_energy, t_s)   # per separated chunk
+    tracker.pick(x, y)                                  # normalised point -> index | None
+
+Both histories reach back `span_s` seconds (SPAN_S). Frames are kept at
+about `synchrony.MOTION_FPS`, the rate the rule was chosen at. `pick` reads the same
+quantities as the offline `pixelplayer.separation.separate_by_synchrony`, over the last
+span_s seconds instead of the whole clip: a chunk's energies stand for the STFT frames it
+separated, binned into the frame intervals they fall in.
+
+One thread at a time (the separation worker): it pushes frames, pushes chunks and picks.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from pixelplayer import synchrony
+from pixelplayer.config import FRAME_SIZE
+
+__all__ = ["SPAN_S", "SynchronyTracker"]
+
+# Seconds of past a pick reads. On the broad world's validation duets 8 s gave steadier
+# picks than the separator's 3 s context (docs/MODEL.md, "Synchrony selection").
+SPAN_S = 8.0
+
+
+class SynchronyTracker:
+    """The last span_s seconds of grey frames and of each candidate's separated energy.
+
+    features `(C, K)` float32: the model's instrument features (C >= 1); names: C names
+    (or ()) for saying what a click is heard as.
+    """
+
+    def __init__(self, features: np.ndarray, names=(), span_s: float = SPAN_S,
+                 fps: float = synchrony.MOTION_FPS):
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2 or features.shape[0] < 1:
+            raise ValueError(f"features must be (C >= 1, K), got {features.shape}")
+        self.features, self.names = features, tuple(names)
+        self.span_s, self.period = float(span_s), 1.0 / float(fps)
+        self._frames: deque = deque()   # (t_s, grey (h, w) uint8)
+        self._chunks: deque = deque()   # (t_s, energies (C,), mixture energy)
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._chunks.clear()
+
+    def push_frame(self, grey: np.ndarray, t_s: float) -> None:
+        """grey uint8 `(h, w)` at the frame net's scale, shown at t_s s of audio time; kept
+        when at least one motion period after the last kept frame (a new size restarts)."""
+        if self._frames and grey.shape != self._frames[-1][1].shape:
+            self._frames.clear()
+        if self._frames and t_s - self._frames[-1][0] < self.period * 0.999:
+            return
+        self._frames.append((float(t_s), grey))
+        while self._frames and self._frames[0][0] < t_s - self.span_s:
+            self._frames.popleft()
+
+    def push_chunk(self, energies: np.ndarray, mixture_energy: float, t_s: float) -> None:
+        """energies `(C,)`: each candidate's separated energy over one chunk's frames (the
+        units of `synchrony.candidate_energies`), mixture_energy: the mixture's over the
+        same frames, t_s: the audio time those frames stand for."""
+        self._chunks.append((float(t_s), np.asarray(energies, np.float64), float(mixture_energy)))
+        while self._chunks and self._chunks[0][0] < t_s - self.span_s:
+            self._chunks.popleft()
+
+    def pick(self, x: float, y: float) -> int | None:
+        """The candidate that follows the motion around the normalised point (x, y) in
+        [0, 1] over the kept past, or None (too little past, a still picture, nothing
+        present)."""
+        if len(self._frames) < 3 or len(self._chunks) < 3:
+            return None
+        times = np.array([t for t, _ in self._frames])
+        grey = np.stack([g for _, g in self._frames])
+        h, w = grey.shape[1:]
+        half = int(round(synchrony.MOTION_HALF_PX * min(h, w) / FRAME_SIZE))
+        motion = synchrony.motion_energy(grey, x * w, y * h, half)
+        chunk_t = np.array([t for t, _, _ in self._chunks])
+        energies = np.stack([e for _, e, _ in self._chunks], axis=1)  # (C, n)
+        mixture = sum(m for _, _, m in self._chunks)
+        bins = np.searchsorted(times, chunk_t, side="right") - 1  # the frame shown then
+        bins = np.where(chunk_t < times[-1] + self.period, bins, -1)
+        levels = synchrony.candidate_levels(energies, bins, len(times))
+        shares = energies.sum(axis=1) / max(mixture, 1e-12)
+        return synchrony.choose(motion, levels, shares)[0]
+
+    def name(self, index: int | None) -> str:
+        """What a pick is called: its name, 'instrument i', or 'appearance' for None."""
+        if index is None:
+            return "appearance"
+        return self.names[index] if index < len(self.names) else f"instrument {index}"

@@ -1,0 +1,70 @@
+"""Live synchrony selection: the tracker reads what the offline rule reads, and the
+separator hears a selected point through the instrument its picture moves with."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pixelplayer import synchrony
+from realtime.streaming.synchrony import SynchronyTracker
+
+
+def test_tracker_picks_as_the_offline_rule_on_the_same_past():
+    rng = np.random.default_rng(1)
+    fps, n = synchrony.MOTION_FPS, 40
+    grey = np.full((n, 60, 80), 50, np.uint8)
+    grey[:, 20:40, 10:30] = rng.integers(50, 200, size=(n, 1, 1))  # a flickering patch
+    inside, _ = synchrony.motion_energy(grey, 20, 30, 10)
+    loud = rng.uniform(size=(3, n))
+    loud[2, 1:] = inside / inside.max()  # candidate 2 is as loud as the patch moves
+    tracker = SynchronyTracker(np.eye(3, 4, dtype=np.float32), ("a", "b", "c"), span_s=60)
+    energies = 10.0 ** (loud + 1.0)  # levels within LEVEL_RANGE_DB of each maximum
+    for k in range(n):
+        tracker.push_frame(grey[k], k / fps)
+        tracker.push_chunk(energies[:, k], float(energies[:, k].sum()), (k + 0.5) / fps)
+    offline_motion = synchrony.motion_energy(grey, 20, 30, synchrony.MOTION_HALF_PX * 60 // 224)
+    levels = synchrony.candidate_levels(energies, np.arange(n), n)
+    expected, _ = synchrony.choose(offline_motion, levels, energies.sum(1) / energies.sum())
+    assert tracker.pick(20 / 80, 30 / 60) == expected == 2
+    assert tracker.name(2) == "c" and tracker.name(None) == "appearance"
+    # Frames faster than the motion rate are thinned; the past is bounded.
+    short = SynchronyTracker(np.eye(3, 4, dtype=np.float32), span_s=1.0)
+    for k in range(48):
+        short.push_frame(grey[k % n], k / 24.0)
+    assert 11 <= len(short._frames) <= 13
+    assert short.pick(0.5, 0.5) is None  # no chunks yet: no evidence
+
+
+def test_separator_hears_the_point_through_the_moving_instrument():
+    import cv2
+
+    import engines
+    from pixelplayer import checkpoint
+    from realtime.streaming.separator import Instrument, StreamingSeparator
+    from realtime.streaming.vision import FrameVision
+    from tests.core.test_synchrony import _training_duet
+
+    model = checkpoint.load("default")
+    engine = engines.load("torch", model)
+    scene = _training_duet(5)
+    tracker = SynchronyTracker(model.instrument_features.numpy(), model.instrument_names)
+    sep, vision = StreamingSeparator(engine, synchrony=tracker), FrameVision(engine)
+    (w, h), (cx, cy) = scene.size, scene.centres[1]
+    rows, cols = engine.spec.vision_shape(w, h)
+    sep.select(cx / w, cy / h)
+    heard, k, fps = [], 0, 24.0
+    for start in range(0, scene.mixture.size, sep.chunk_samples):
+        t_end = (start + sep.chunk_samples) / sep.sample_rate
+        while (k + 0.5) / fps < t_end:
+            frame = scene.frames_at((k + 0.5) / fps, (cols, rows))
+            vision.push(frame, k / fps)
+            tracker.push_frame(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), k / fps)
+            k += 1
+        if k % 12 == 0:
+            sep.set_visual(vision.update())
+        sep.feed(scene.mixture[start:start + sep.chunk_samples])
+        heard.append(sep.heard_as)
+    assert isinstance(sep.source, Instrument)
+    # After the first seconds the point is heard as an instrument, mostly the same one.
+    late = [x for x in heard[len(heard) // 2:]]
+    assert None not in late and max(late.count(x) for x in set(late)) >= 0.6 * len(late), late
