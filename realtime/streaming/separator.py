@@ -53,16 +53,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from engines.base import EngineSpec, check_compatible, to_numpy
 from engines.graphs import select_cells
 from pixelplayer import dsp
-from pixelplayer.config import CLICK_POOL, HOP, N_FFT, SAMPLE_RATE
+from pixelplayer.config import CLICK_POOL, HOP, SAMPLE_RATE
 
 from realtime.streaming.heatmap import BandHistory, HeatAverage
 from realtime.streaming.overlap import ContextWindow, OverlapAdd
 from realtime.streaming.selection import Selection, cell_center
+from realtime.streaming.synchrony import chunk_mixture_energy, with_candidate_rows
 from realtime.streaming.vision import VisualState
 
 __all__ = ["StreamingSeparator", "algorithmic_latency"]
@@ -387,34 +387,12 @@ class StreamingSeparator:
             return self.synchrony.features[source.index][None]
         return select_cells(visual.click, np.asarray([_cells_of(source)], np.int64))[0]
 
-    def _candidate_rows(self, visual: VisualState) -> np.ndarray | None:
-        """The picture's cells plus rows holding the instrument features (zeros after
-        them), `(1, K, h + r, w)`, so one call also gives their energies; None when synchrony
-        is off or the taller grid would not fit the engines' picture limit."""
-        if self.synchrony is None:
-            return None
-        feats = self.synchrony.features
-        _, k, h, w = visual.cells.shape
-        rows = -(-len(feats) // w)
-        if h + rows > self.spec.max_image_side // 16:
-            return None
-        extra = np.zeros((rows * w, k), np.float32)
-        extra[:len(feats)] = feats
-        extra = extra.reshape(rows, w, k).transpose(2, 0, 1)[None]
-        return np.ascontiguousarray(np.concatenate([visual.cells, extra], axis=2))
-
     def _track_candidates(self, window, heat_rows) -> None:
         """Hand this chunk's candidate energies, the mixture's over the same frames and
         their time to the tracker."""
-        n = len(self.synchrony.features)
-        spec = self.spec
-        first = spec.context_frames - spec.lookahead - spec.hop_frames
-        seg = torch.from_numpy(window[first * HOP:(first + spec.hop_frames - 1) * HOP + N_FFT])
-        real, imag = dsp.stft(seg[None], center=False)
-        mixture = float((dsp.warp(dsp.magnitude(real, imag)) ** 2).sum())
-        middle = first * HOP + (spec.hop_frames - 1) * HOP / 2 + N_FFT / 2  # in the window
+        mixture, middle = chunk_mixture_energy(window, self.spec)
         t_s = (self._in_total - self.context_samples + middle) / SAMPLE_RATE
-        self.synchrony.push_chunk(heat_rows[:n].sum(-1), mixture, t_s)
+        self.synchrony.push_chunk(heat_rows[:len(self.synchrony.features)].sum(-1), mixture, t_s)
 
     def _separate(self, window, visual: VisualState, source_feats=(), stem_feats=()):
         """Separate graph on `window` for the sources' features (a list of `(n, K)`) then
@@ -423,7 +401,8 @@ class StreamingSeparator:
         to separate, cell 0 runs so the heatmap stays live."""
         feats = list(source_feats) + ([np.stack(stem_feats)] if len(stem_feats) else [])
         feats = np.concatenate(feats) if feats else visual.click[:, :, 0, 0]
-        cells = self._candidate_rows(visual)
+        cells = None if self.synchrony is None else with_candidate_rows(
+            visual.cells, self.synchrony.features, self.spec.max_image_side // 16)
         cells = visual.cells if cells is None else cells
         limit = max(1, self.spec.max_pixels)
         frames, heat = [], None

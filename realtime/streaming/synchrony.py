@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+import torch
 
-from pixelplayer import synchrony
-from pixelplayer.config import FRAME_SIZE
+from pixelplayer import dsp, synchrony
+from pixelplayer.config import FRAME_SIZE, HOP, N_FFT
 
-__all__ = ["SPAN_S", "SynchronyTracker"]
+__all__ = ["SPAN_S", "SynchronyTracker", "chunk_mixture_energy", "with_candidate_rows"]
 
 # Seconds of past a pick reads. On the broad world's validation duets 8 s gave steadier
 # picks than the separator's 3 s context (docs/MODEL.md, "Synchrony selection").
@@ -96,3 +97,29 @@ class SynchronyTracker:
         if index is None:
             return "appearance"
         return self.names[index] if index < len(self.names) else f"instrument {index}"
+
+
+def with_candidate_rows(cells: np.ndarray, features: np.ndarray, max_rows: int) -> np.ndarray | None:
+    """The picture's cells `(1, K, h, w)` plus rows holding the instrument features `(C, K)`
+    (zeros after them): `(1, K, h + r, w)`, so one separate call also gives their energies
+    as heat rows h*w ... h*w + C - 1; None when the taller grid would pass `max_rows`
+    (the engines' picture limit)."""
+    _, k, h, w = cells.shape
+    rows = -(-len(features) // w)
+    if h + rows > max_rows:
+        return None
+    extra = np.zeros((rows * w, k), np.float32)
+    extra[:len(features)] = features
+    extra = extra.reshape(rows, w, k).transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(np.concatenate([cells, extra], axis=2))
+
+
+def chunk_mixture_energy(window: np.ndarray, spec) -> tuple[float, float]:
+    """The mixture's energy over the output frames of a separate call on `window` (the
+    units of the heat output: sum of warped |S|^2), and where their middle lies in the
+    window (samples)."""
+    first = spec.context_frames - spec.lookahead - spec.hop_frames
+    seg = torch.from_numpy(window[first * HOP:(first + spec.hop_frames - 1) * HOP + N_FFT])
+    real, imag = dsp.stft(seg[None], center=False)
+    energy = float((dsp.warp(dsp.magnitude(real, imag)) ** 2).sum())
+    return energy, first * HOP + (spec.hop_frames - 1) * HOP / 2 + N_FFT / 2
