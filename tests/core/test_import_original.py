@@ -7,6 +7,7 @@ import torch
 from pixelplayer import import_original
 from pixelplayer.checkpoint import CheckpointError
 from pixelplayer.config import FULL
+from pixelplayer import checkpoint
 from pixelplayer.model import PixelPlayer
 
 
@@ -18,6 +19,8 @@ def _original_layout_dicts(drop_batches_tracked=True):
     parts = {"sound": {}, "frame": {}, "synth": {}}
     for key, value in ours.items():
         if drop_batches_tracked and key.endswith("num_batches_tracked"):
+            continue
+        if key in checkpoint.OPTIONAL_STATE:  # ours only: the reference has no such entry
             continue
         prefix, rest = key.split(".", 1)
         part = {"net_sound": "sound", "net_frame": "frame", "net_synth": "synth"}[prefix]
