@@ -149,7 +149,7 @@ def _synchrony_click(model: PixelPlayer, scene, frames: torch.Tensor, mix: torch
             "sync_sir": full["sir"].tolist() if full else [],
             "sync_sar": full["sar"].tolist() if full else [],
             "sync_similarity": output_similarity(est),
-            "sync_kept_appearance": sum(p is None for p in picks), "sync_estimates": est}
+            "sync_kept_appearance": sum(p is None for p in picks)}
 
 
 def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True, stream: int = 0,

@@ -103,8 +103,8 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
         levels = synchrony.candidate_levels(energies, synchrony.frame_bins(t, grey.shape[0], fps),
                                             grey.shape[0])
         sx, sy = grey.shape[2] / size[0], grey.shape[1] / size[1]
-        half = synchrony.MOTION_HALF_PX * min(grey.shape[1:]) / FRAME_SIZE  # at grey's scale
-        picks = [synchrony.choose(synchrony.motion_energy(grey, x * sx, y * sy, int(round(half))),
+        half = synchrony.motion_half(*grey.shape[1:])
+        picks = [synchrony.choose(synchrony.motion_energy(grey, x * sx, y * sy, half),
                                   levels, shares)[0] for x, y in clicks]
     cells = [pixel_to_cell(x, y, *size, grid_w, grid_h) for x, y in clicks]
     feats = torch.stack([protos[i] if i is not None else pix[0].flatten(1)[:, c]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import dsp
-from .config import CLICK_POOL, HOP, SAMPLE_RATE
+from .config import CLICK_POOL, FRAME_SIZE, HOP, SAMPLE_RATE
 from .model import PixelPlayer
 
 # How a click picks its player's sound (pixelplayer-separate and realtime-sep --select-by):
@@ -54,6 +54,12 @@ CONTRAST = 0.5
 # Motion this small (mean absolute difference, 0-255 grey levels) in every frame is a still
 # picture: no evidence.
 STILL_MOTION = 0.05
+
+
+def motion_half(height: int, width: int) -> int:
+    """MOTION_HALF_PX for grey frames of this size (the frame net's scale has short side
+    FRAME_SIZE)."""
+    return int(round(MOTION_HALF_PX * min(height, width) / FRAME_SIZE))
 
 
 def motion_energy(grey: np.ndarray, x: float, y: float,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from pixelplayer import dsp, synchrony
-from pixelplayer.config import FRAME_SIZE, HOP, N_FFT
+from pixelplayer.config import HOP, N_FFT
 
 __all__ = ["SPAN_S", "SynchronyTracker", "chunk_mixture_energy", "with_candidate_rows"]
 
@@ -81,8 +81,7 @@ class SynchronyTracker:
         times = np.array([t for t, _ in self._frames])
         grey = np.stack([g for _, g in self._frames])
         h, w = grey.shape[1:]
-        half = int(round(synchrony.MOTION_HALF_PX * min(h, w) / FRAME_SIZE))
-        motion = synchrony.motion_energy(grey, x * w, y * h, half)
+        motion = synchrony.motion_energy(grey, x * w, y * h, synchrony.motion_half(h, w))
         chunk_t = np.array([t for t, _, _ in self._chunks])
         energies = np.stack([e for _, e, _ in self._chunks], axis=1)  # (C, n)
         mixture = sum(m for _, _, m in self._chunks)

@@ -66,5 +66,5 @@ def test_separator_hears_the_point_through_the_moving_instrument():
         heard.append(sep.heard_as)
     assert isinstance(sep.source, Instrument)
     # After the first seconds the point is heard as an instrument, mostly the same one.
-    late = [x for x in heard[len(heard) // 2:]]
+    late = heard[len(heard) // 2:]
     assert None not in late and max(late.count(x) for x in set(late)) >= 0.6 * len(late), late
