@@ -316,3 +316,12 @@ def test_stems_writes_each_discovered_player_while_running(tmp_path):
     # The same player selected and found: the same sound, on the same timeline.
     np.testing.assert_allclose(audio[late], isolated[late], atol=2e-3)
     assert (stems / "clusters.png").is_file()
+
+
+def test_select_by_synchrony_without_instrument_features_exits_2(duet, tiny_model, capsys):
+    scene_dir, _ = duet
+    code, err = _bad(["--model", tiny_model, "--select-by", "synchrony", "--camera",
+                      os.path.join(scene_dir, "video.mp4"), "--mic", os.path.join(scene_dir, "mixture.wav"),
+                      "--headless", "--speaker", "none", "--no-pace"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--select-by synchrony" in err and "has no instrument features" in err
