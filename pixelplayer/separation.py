@@ -80,14 +80,15 @@ def separate_by_pixels(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tens
 def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor,
                           clicks, grey: np.ndarray, fps: float, size: tuple[int, int],
                           pool: int = CLICK_POOL) -> tuple[torch.Tensor, list]:
-    """The sound of clicked players, each chosen among the model's instrument features by
-    what moves under the click (`pixelplayer.synchrony`); a click on a still picture, or a
-    model without instrument features, keeps the appearance feature (`separate_by_pixels`).
+    """The sound of clicked players, each a blend of the model's instrument features chosen
+    by what moves under the click (`pixelplayer.synchrony`); a click on a still picture, or
+    a model without instrument features, keeps the appearance feature (`separate_by_pixels`).
 
     frames `(1, 3, Tf, H, W)` (appearance), mix `(1, S)`, clicks [(x, y)] in the picture's
     own pixels of size (W, H), grey `(Tv, h, w)` uint8 video frames over the same span as
     the mix (any scale), fps their rate -> (sounds `(1, P, S)`, per click the index into
-    `model.instrument_features` or None where appearance was kept).
+    `model.instrument_features` of its heaviest blend weight, or None where appearance was
+    kept).
     """
     real, imag = dsp.stft(mix)
     t = real.shape[-1]
@@ -95,22 +96,29 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
     sound = model.audio_features(_padded_mag(mag, model.time_multiple))[..., :t]
     pix = neighbourhood_max(model.pixel_features(frames), pool)
     grid_h, grid_w = pix.shape[-2:]
-    protos = model.instrument_features
-    picks: list = [None] * len(clicks)
-    if protos.shape[0]:
-        energies = synchrony.candidate_energies(model, protos, sound, mag).cpu().numpy()
-        shares = energies.sum(axis=1) / float((dsp.warp(mag) ** 2).sum())
-        levels = synchrony.candidate_levels(energies, synchrony.frame_bins(t, grey.shape[0], fps),
-                                            grey.shape[0])
-        sx, sy = grey.shape[2] / size[0], grey.shape[1] / size[1]
-        half = synchrony.motion_half(*grey.shape[1:])
-        picks = [synchrony.choose(synchrony.motion_energy(grey, x * sx, y * sy, half),
-                                  levels, shares)[0] for x, y in clicks]
     cells = [pixel_to_cell(x, y, *size, grid_w, grid_h) for x, y in clicks]
-    feats = torch.stack([protos[i] if i is not None else pix[0].flatten(1)[:, c]
-                         for i, c in zip(picks, cells)])
-    masks = model.mask_from_logits(model.net_synth(feats[None], sound))
-    return masked_istft(masks, real, imag, mix.shape[-1]), picks
+    appearance = model.mask_from_logits(model.net_synth(
+        torch.stack([pix[0].flatten(1)[:, c] for c in cells])[None], sound))[0]  # (P, 256, T)
+    protos = model.instrument_features
+    if not protos.shape[0]:
+        return masked_istft(appearance[None], real, imag, mix.shape[-1]), [None] * len(clicks)
+    candidates = synchrony.candidate_masks(model, protos, sound)  # (C, 256, T)
+    energies = synchrony.candidate_energies(candidates, mag).cpu().numpy()
+    shares = energies.sum(axis=1) / float((dsp.warp(mag) ** 2).sum())
+    levels = synchrony.candidate_levels(energies, synchrony.frame_bins(t, grey.shape[0], fps),
+                                        grey.shape[0])
+    sx, sy = grey.shape[2] / size[0], grey.shape[1] / size[1]
+    half = synchrony.motion_half(*grey.shape[1:])
+    masks, picks = [], []
+    for (x, y), own in zip(clicks, appearance):
+        pick, score = synchrony.choose(synchrony.motion_energy(grey, x * sx, y * sy, half), levels, shares)
+        picks.append(pick)
+        if pick is None:
+            masks.append(own)
+            continue
+        weights = torch.from_numpy(synchrony.blend_weights(score)).to(candidates)
+        masks.append(torch.einsum("c,cft->ft", weights, candidates))
+    return masked_istft(torch.stack(masks)[None], real, imag, mix.shape[-1]), picks
 
 
 BLOCK_FRAMES = 8  # STFT frames (~186 ms) per time block of the clustering profiles

@@ -12,12 +12,15 @@ falls with the motion under the click:
              (`motion_energy`);
   candidate  each instrument feature separates the mixture; its loudness per video frame in
              dB, floored LEVEL_RANGE_DB below its loudest frame (`candidate_levels`);
-  choice     the candidate whose loudness correlates best with the motion under the click,
-             less CONTRAST times its correlation with the motion elsewhere in the picture (a
+  score      each candidate's correlation of loudness with the motion under the click, less
+             CONTRAST times its correlation with the motion elsewhere in the picture (a
              candidate that passes the whole mixture follows every player; the right one
              follows the clicked player more than the others), among those that take at least
              PRESENT_FRACTION of the mixture's energy (an instrument that is not in the mixture
-             separates next to nothing and its loudness is noise).
+             separates next to nothing and its loudness is noise);
+  blend      the click hears the BLEND_CANDIDATES best-scoring candidates' masks, weighted by
+             a softmax of their scores at BLEND_TEMPERATURE (`blend_weights`): when two
+             candidates score alike, half of each costs less than the wrong one alone.
 
 The constants were chosen on the broad world's validation duets only (training soundfonts
 and picture sets, clips never trained on); nothing reserved for held-out evaluation was read.
@@ -36,9 +39,10 @@ from .model import PixelPlayer
 # How a click picks its player's sound (pixelplayer-separate and realtime-sep --select-by):
 # auto is synchrony when the model has instrument features, else appearance.
 SELECT_BY = ("auto", "appearance", "synchrony")
-# Video frames per second the motion is read at (the rate the constants below were chosen
-# at; a 24-30 fps video is read at every second frame).
-MOTION_FPS = 12.0
+# Video frames per second the motion is read at (about: a 24 fps video is read at 24, a
+# 60 fps one at every second frame). More frames give more evidence per second of past,
+# which is what the live pick lacks (docs/MODEL.md, "Synchrony selection").
+MOTION_FPS = 30.0
 # Half the side of the square whose motion a click reads, at the frame net's scale (short
 # side 224): the CLICK_POOL x CLICK_POOL cells (16 px each) a click pools its feature over.
 MOTION_HALF_PX = CLICK_POOL * 16 // 2
@@ -51,6 +55,10 @@ LEVEL_RANGE_DB = 40.0
 PRESENT_FRACTION = 0.05
 # Weight of the correlation with the motion outside the click's square.
 CONTRAST = 0.5
+# How many of the best-scoring candidates a click blends, and the softmax temperature (in
+# units of the score) of their weights.
+BLEND_CANDIDATES = 3
+BLEND_TEMPERATURE = 0.05
 # Motion this small (mean absolute difference, 0-255 grey levels) in every frame is a still
 # picture: no evidence.
 STILL_MOTION = 0.05
@@ -91,28 +99,39 @@ def frame_bins(n_stft: int, n_video: int, fps: float, sr: int = SAMPLE_RATE) -> 
 
 
 @torch.no_grad()
-def candidate_energies(model: PixelPlayer, features: torch.Tensor, sound: torch.Tensor,
-                       mag: torch.Tensor) -> torch.Tensor:
-    """Separated energy per STFT frame of each candidate feature.
+def candidate_masks(model: PixelPlayer, features: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
+    """features `(C, K)` in (0, 1), sound `(1, K, 256, T)` (the audio net on the mixture) ->
+    each candidate's mask `(C, 256, T)`."""
+    return model.mask_from_logits(model.net_synth(features[None], sound))[0]
 
-    features `(C, K)` in (0, 1), sound `(1, K, 256, T)` (the audio net on the mixture), mag
-    `(1, 512, T)` linear mixture magnitude -> `(C, T)` sums over frequency of
-    (mask * warped |S_mix|)^2, the units of `PixelPlayer.heatmap`.
+
+def candidate_energies(masks: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
+    """Separated energy per STFT frame of each candidate.
+
+    masks `(C, 256, T)` (`candidate_masks`), mag `(1, 512, T)` linear mixture magnitude ->
+    `(C, T)` sums over frequency of (mask * warped |S_mix|)^2, the units of
+    `PixelPlayer.heatmap`.
     """
-    masks = model.mask_from_logits(model.net_synth(features[None], sound))[0]  # (C, 256, T)
     return ((masks * dsp.warp(mag)) ** 2).sum(dim=1)
 
 
 def candidate_levels(energies: np.ndarray, bins: np.ndarray, n_video: int) -> np.ndarray:
     """`(C, T)` energies per STFT frame -> `(C, n_video)` loudness per video frame in dB,
-    floored LEVEL_RANGE_DB below each candidate's loudest frame (frames no STFT frame falls
-    in get the floor)."""
+    floored LEVEL_RANGE_DB below each candidate's loudest frame. A frame no STFT frame falls
+    in (live, a camera frame between two chunks' energies) is interpolated from its
+    neighbours, held at the ends; with no energies at all every frame is 0 dB."""
     c = energies.shape[0]
     sums, counts = np.zeros((c, n_video)), np.zeros(n_video)
     ok = bins >= 0
     np.add.at(sums.T, bins[ok], energies[:, ok].T.astype(np.float64))
     np.add.at(counts, bins[ok], 1.0)
     level = 10.0 * np.log10(sums / np.maximum(counts, 1.0) + 1e-10)
+    filled = counts > 0
+    if not filled.any():
+        return np.zeros((c, n_video))
+    if not filled.all():
+        at, known = np.arange(n_video), np.flatnonzero(filled)
+        level = np.stack([np.interp(at, known, row[known]) for row in level])
     return np.maximum(level, level.max(axis=1, keepdims=True) - LEVEL_RANGE_DB)
 
 
@@ -141,3 +160,17 @@ def choose(motion: tuple[np.ndarray, np.ndarray], levels: np.ndarray,
     rows = levels[present, 1:inside.size + 1]
     score[present] = _correlation(inside, rows) - CONTRAST * _correlation(outside, rows)
     return int(np.argmax(score)), score
+
+
+def blend_weights(score: np.ndarray) -> np.ndarray:
+    """`(C,)` scores (`choose`; -inf for absent candidates) -> `(C,)` weights summing to 1:
+    a softmax at BLEND_TEMPERATURE over the BLEND_CANDIDATES best finite scores, zero
+    elsewhere (all zeros when no score is finite)."""
+    weights = np.zeros(score.shape, np.float64)
+    finite = np.flatnonzero(np.isfinite(score))
+    if finite.size == 0:
+        return weights
+    best = finite[np.argsort(-score[finite], kind="stable")[:BLEND_CANDIDATES]]
+    z = np.exp((score[best] - score[best].max()) / BLEND_TEMPERATURE)
+    weights[best] = z / z.sum()
+    return weights

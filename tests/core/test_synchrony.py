@@ -43,9 +43,23 @@ def test_frame_bins_and_levels():
     energies = np.array([[1.0, 1.0, 100.0, 100.0], [1e-9, 1e-9, 1.0, 1.0]])
     levels = synchrony.candidate_levels(energies, np.array([0, 0, 1, 1]), 3)
     assert levels[0, :2] == pytest.approx([0.0, 20.0], abs=1e-6)
-    # Floored LEVEL_RANGE_DB below the loudest frame; the empty third frame too.
+    # Floored LEVEL_RANGE_DB below the loudest frame; the empty third frame holds the last.
     assert levels[1, 0] == pytest.approx(-synchrony.LEVEL_RANGE_DB) and levels[1, 1] == pytest.approx(0.0, abs=1e-6)
-    assert levels[0, 2] == pytest.approx(20.0 - synchrony.LEVEL_RANGE_DB)
+    assert levels[0, 2] == pytest.approx(20.0)
+    # An empty frame between two is interpolated; no energies at all give 0 dB everywhere.
+    gap = synchrony.candidate_levels(np.array([[1.0, 100.0]]), np.array([0, 2]), 3)
+    assert gap[0] == pytest.approx([0.0, 10.0, 20.0], abs=1e-6)
+    assert not synchrony.candidate_levels(energies, np.full(4, -1), 3).any()
+
+
+def test_blend_weights_soften_close_scores():
+    score = np.array([0.60, -np.inf, 0.58, 0.10, 0.59])
+    w = synchrony.blend_weights(score)
+    assert w.sum() == pytest.approx(1.0) and w[1] == 0.0 and w[3] == 0.0  # absent, 4th best
+    assert w[0] > w[4] > w[2] > 0.2  # close scores share the sound
+    far = synchrony.blend_weights(np.array([0.9, 0.3, 0.2]))
+    assert far[0] > 0.99  # a clear winner is heard alone
+    assert not synchrony.blend_weights(np.full(3, -np.inf)).any()
 
 
 def test_choose_follows_the_motion_among_present_candidates():
@@ -117,6 +131,12 @@ def test_default_model_picks_each_player_by_its_motion(default_model):
         gains += list(sdr(sources, est[0]) - sdr(sources, mix.expand(2, -1)))
     assert np.mean(gains) > 6.0 and distinct >= 3, (gains, distinct)
     still = np.repeat(grey[:1], grey.shape[0], axis=0)
-    _, picks = separate_by_synchrony(default_model, frames, mix, clicks, still,
-                                     synchrony.MOTION_FPS, scene.size)
+    kept, picks = separate_by_synchrony(default_model, frames, mix, clicks, still,
+                                        synchrony.MOTION_FPS, scene.size)
     assert picks == [None, None]
+    from pixelplayer.separation import pixel_to_cell, separate_by_pixels
+
+    grid_h, grid_w = frames.shape[-2] // 16, frames.shape[-1] // 16
+    cells = torch.tensor([[pixel_to_cell(x, y, *scene.size, grid_w, grid_h) for x, y in clicks]])
+    appearance = separate_by_pixels(default_model, frames, mix, cells)[0]
+    assert torch.allclose(kept, appearance, atol=1e-5)
