@@ -50,8 +50,6 @@ before it started).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from engines.base import EngineSpec, check_compatible, to_numpy
@@ -62,7 +60,7 @@ from pixelplayer.config import CLICK_POOL, HOP, SAMPLE_RATE
 from realtime.streaming.heatmap import BandHistory, HeatAverage
 from realtime.streaming.overlap import ContextWindow, OverlapAdd
 from realtime.streaming.selection import Selection, cell_center
-from realtime.streaming.synchrony import chunk_mixture_energy, with_candidate_rows
+from realtime.streaming.synchrony import Blend, chunk_mixture_energy, with_candidate_rows
 from realtime.streaming.vision import VisualState
 
 __all__ = ["StreamingSeparator", "algorithmic_latency"]
@@ -72,19 +70,21 @@ MIX = None  # the source id of the unprocessed mixture; cells are ints row*w + c
 REPICK_S = 0.5
 
 
-@dataclass(frozen=True)
-class Instrument:
-    """The source heard through the model's instrument feature `index` (synchrony)."""
-
-    index: int
-
-
 def _cells_of(source) -> tuple:
-    """The cells a source sounds like: () for the mixture or an instrument, (cell,) or its
-    tuple."""
-    if source is MIX or isinstance(source, Instrument):
+    """The cells a source sounds like: () for the mixture or a blend of instruments,
+    (cell,) or its tuple."""
+    if source is MIX or isinstance(source, Blend):
         return ()
     return source if isinstance(source, tuple) else (source,)
+
+
+def _sound_of(source, frames: list) -> np.ndarray:
+    """A source's frame `(H, 1022)` from its features' frames: a cell set's sum, a blend's
+    weighted mean."""
+    if isinstance(source, Blend):
+        weights = np.asarray(source.weights, np.float32) / sum(source.weights)
+        return np.tensordot(weights, np.stack(frames), axes=1)
+    return np.sum(frames, axis=0)
 
 
 def algorithmic_latency(spec: EngineSpec) -> int:
@@ -235,14 +235,14 @@ class StreamingSeparator:
     @property
     def source(self):
         """What is heard now: None (mixture), a cell index, a tuple of cells or an
-        `Instrument` (the fade target if fading)."""
+        `synchrony.Blend` of instruments (the fade target if fading)."""
         return self._fade[0] if self._fade else self._active
 
     @property
     def heard_as(self) -> str | None:
-        """The instrument a synchrony pick hears the selection as, else None."""
+        """The instrument a synchrony pick hears the selection mostly as, else None."""
         src = self.source
-        return self.synchrony.name(src.index) if isinstance(src, Instrument) else None
+        return self.synchrony.name(src.indices[0]) if isinstance(src, Blend) else None
 
     @property
     def heatmap(self) -> np.ndarray | None:
@@ -319,8 +319,8 @@ class StreamingSeparator:
         if self._pick is None or self._pick[0] != point or self._out_pos >= self._pick[2]:
             due = self._out_pos + int(REPICK_S * SAMPLE_RATE)
             self._pick = (point, self.synchrony.pick(*point), due)
-        index = self._pick[1]
-        return cell if index is None else Instrument(index)
+        blend = self._pick[1]
+        return cell if blend is None else blend
 
     def _process_chunk(self) -> np.ndarray:
         window = self._window.view()
@@ -334,7 +334,7 @@ class StreamingSeparator:
             frames, heat = self._separate(window, visual, feats, [f for _, f in stems])
             i = 0
             for source, f in zip(sources, feats):
-                outputs[source] = self._slots[source].feed(np.sum(frames[i:i + len(f)], axis=0))
+                outputs[source] = self._slots[source].feed(_sound_of(source, frames[i:i + len(f)]))
                 i += len(f)
             self._feed_stems(stems, frames[i:i + len(stems)])
             cells = visual.grid[0] * visual.grid[1]
@@ -383,8 +383,8 @@ class StreamingSeparator:
     def _features_of(self, source, visual: VisualState) -> np.ndarray:
         """The features `(n, K)` whose sounds add up to `source` (a cell's click feature,
         or an instrument feature)."""
-        if isinstance(source, Instrument):
-            return self.synchrony.features[source.index][None]
+        if isinstance(source, Blend):
+            return self.synchrony.features[list(source.indices)]
         return select_cells(visual.click, np.asarray([_cells_of(source)], np.int64))[0]
 
     def _track_candidates(self, window, heat_rows) -> None:

@@ -5,10 +5,10 @@ object only keeps the recent past it reads).
     tracker = SynchronyTracker(features, names)
     tracker.push_frame(grey, t_s)                       # frame net scale, audio time (s)
     tracker.push_chunk(energies, mixture_energy, t_s)   # per separated chunk
-    tracker.pick(x, y)                                  # normalised point -> index | None
+    tracker.pick(x, y)                                  # normalised point -> Blend | None
 
 Both histories reach back `span_s` seconds (SPAN_S). Frames are kept at
-about `synchrony.MOTION_FPS`, the rate the rule was chosen at. `pick` reads the same
+up to about `synchrony.MOTION_FPS`, the rate the rule was chosen at. `pick` reads the same
 quantities as the offline `pixelplayer.separation.separate_by_synchrony`, over the last
 span_s seconds instead of the whole clip: a chunk's energies stand for the STFT frames it
 separated, binned into the frame intervals they fall in.
@@ -18,6 +18,7 @@ One thread at a time (the separation worker): it pushes frames, pushes chunks an
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,11 +26,35 @@ import torch
 from pixelplayer import dsp, synchrony
 from pixelplayer.config import HOP, N_FFT
 
-__all__ = ["SPAN_S", "SynchronyTracker", "chunk_mixture_energy", "with_candidate_rows"]
+__all__ = ["SPAN_S", "Blend", "SynchronyTracker", "chunk_mixture_energy", "with_candidate_rows"]
 
 # Seconds of past a pick reads. On the broad world's validation duets 8 s gave steadier
 # picks than the separator's 3 s context (docs/MODEL.md, "Synchrony selection").
 SPAN_S = 8.0
+# A camera frame is kept when it comes at least this share of a motion period after the
+# last kept one: a 30 fps camera's jittery frames are all kept, a 60 fps one every second.
+KEEP_PERIOD_SHARE = 0.75
+# Blend weights are rounded to this step, so a re-pick that changes nothing audible
+# starts no crossfade; weights below it are dropped.
+WEIGHT_STEP = 0.01
+
+
+@dataclass(frozen=True)
+class Blend:
+    """A selection heard as a blend of the model's instrument features: their indices,
+    heaviest first, and weights (rounded to WEIGHT_STEP; the separator divides by their sum)."""
+
+    indices: tuple
+    weights: tuple
+
+    @classmethod
+    def from_weights(cls, weights: np.ndarray) -> "Blend | None":
+        """`(C,)` weights (`synchrony.blend_weights`) -> a Blend, None when all are ~0."""
+        order = [int(i) for i in np.argsort(-weights, kind="stable") if weights[i] >= WEIGHT_STEP / 2]
+        if not order:
+            return None
+        rounded = np.round(weights[order] / WEIGHT_STEP) * WEIGHT_STEP
+        return cls(tuple(order), tuple(float(w) for w in rounded))
 
 
 class SynchronyTracker:
@@ -55,10 +80,11 @@ class SynchronyTracker:
 
     def push_frame(self, grey: np.ndarray, t_s: float) -> None:
         """grey uint8 `(h, w)` at the frame net's scale, shown at t_s s of audio time; kept
-        when at least one motion period after the last kept frame (a new size restarts)."""
+        when KEEP_PERIOD_SHARE of a motion period after the last kept frame or later (a new
+        size restarts)."""
         if self._frames and grey.shape != self._frames[-1][1].shape:
             self._frames.clear()
-        if self._frames and t_s - self._frames[-1][0] < self.period * 0.999:
+        if self._frames and t_s - self._frames[-1][0] < self.period * KEEP_PERIOD_SHARE:
             return
         self._frames.append((float(t_s), grey))
         while self._frames and self._frames[0][0] < t_s - self.span_s:
@@ -72,10 +98,10 @@ class SynchronyTracker:
         while self._chunks and self._chunks[0][0] < t_s - self.span_s:
             self._chunks.popleft()
 
-    def pick(self, x: float, y: float) -> int | None:
-        """The candidate that follows the motion around the normalised point (x, y) in
-        [0, 1] over the kept past, or None (too little past, a still picture, nothing
-        present)."""
+    def pick(self, x: float, y: float) -> Blend | None:
+        """The blend of candidates that follows the motion around the normalised point
+        (x, y) in [0, 1] over the kept past (`synchrony.choose`, `synchrony.blend_weights`),
+        or None (too little past, a still picture, nothing present)."""
         if len(self._frames) < 3 or len(self._chunks) < 3:
             return None
         times = np.array([t for t, _ in self._frames])
@@ -89,7 +115,8 @@ class SynchronyTracker:
         bins = np.where(chunk_t < times[-1] + self.period, bins, -1)
         levels = synchrony.candidate_levels(energies, bins, len(times))
         shares = energies.sum(axis=1) / max(mixture, 1e-12)
-        return synchrony.choose(motion, levels, shares)[0]
+        best, score = synchrony.choose(motion, levels, shares)
+        return None if best is None else Blend.from_weights(synchrony.blend_weights(score))
 
     def name(self, index: int | None) -> str:
         """What a pick is called: its name, 'instrument i', or 'appearance' for None."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pixelplayer import synchrony
-from realtime.streaming.synchrony import SynchronyTracker
+from realtime.streaming.synchrony import Blend, SynchronyTracker
 
 
 def test_tracker_picks_as_the_offline_rule_on_the_same_past():
@@ -24,15 +24,36 @@ def test_tracker_picks_as_the_offline_rule_on_the_same_past():
         tracker.push_chunk(energies[:, k], float(energies[:, k].sum()), (k + 0.5) / fps)
     offline_motion = synchrony.motion_energy(grey, 20, 30, synchrony.MOTION_HALF_PX * 60 // 224)
     levels = synchrony.candidate_levels(energies, np.arange(n), n)
-    expected, _ = synchrony.choose(offline_motion, levels, energies.sum(1) / energies.sum())
-    assert tracker.pick(20 / 80, 30 / 60) == expected == 2
+    expected, score = synchrony.choose(offline_motion, levels, energies.sum(1) / energies.sum())
+    blend = tracker.pick(20 / 80, 30 / 60)
+    assert expected == 2 and blend.indices[0] == 2
+    assert blend == Blend.from_weights(synchrony.blend_weights(score))
     assert tracker.name(2) == "c" and tracker.name(None) == "appearance"
     # Frames faster than the motion rate are thinned; the past is bounded.
     short = SynchronyTracker(np.eye(3, 4, dtype=np.float32), span_s=1.0)
-    for k in range(48):
-        short.push_frame(grey[k % n], k / 24.0)
-    assert 11 <= len(short._frames) <= 13
+    for k in range(120):
+        short.push_frame(grey[k % n], k / 60.0)
+    assert 29 <= len(short._frames) <= 32
     assert short.pick(0.5, 0.5) is None  # no chunks yet: no evidence
+
+
+def test_tracker_interpolates_frames_between_chunks():
+    # Chunks (46 ms) come slower than camera frames (33 ms): frames that no chunk falls in
+    # take their neighbours' loudness instead of the floor, so the pick still follows.
+    rng = np.random.default_rng(3)
+    fps, n, chunk_s = 30.0, 150, 512 / 11025
+    grey = np.full((n, 60, 80), 50, np.uint8)
+    envelope = 0.5 + 0.5 * np.sin(np.arange(n) / fps * 2 * np.pi * 0.7)
+    grey[:, 20:40, 10:30] = (50 + 150 * envelope).astype(np.uint8)[:, None, None]
+    tracker = SynchronyTracker(np.eye(3, 4, dtype=np.float32), span_s=60, fps=fps)
+    for k in range(n):
+        tracker.push_frame(grey[k], k / fps)
+    for j in range(int(n / fps / chunk_s)):
+        t = (j + 0.5) * chunk_s
+        e = np.interp(t * fps, np.arange(n), envelope)
+        energies = 10.0 ** np.array([rng.uniform(), 1.0 + 2.0 * e, rng.uniform()])
+        tracker.push_chunk(energies, float(energies.sum()), t)
+    assert tracker.pick(20 / 80, 30 / 60).indices[0] == 1
 
 
 def test_separator_hears_the_point_through_the_moving_instrument():
@@ -40,7 +61,7 @@ def test_separator_hears_the_point_through_the_moving_instrument():
 
     import engines
     from pixelplayer import checkpoint
-    from realtime.streaming.separator import Instrument, StreamingSeparator
+    from realtime.streaming.separator import StreamingSeparator
     from realtime.streaming.vision import FrameVision
     from tests.core.test_synchrony import _training_duet
 
@@ -64,7 +85,7 @@ def test_separator_hears_the_point_through_the_moving_instrument():
             sep.set_visual(vision.update())
         sep.feed(scene.mixture[start:start + sep.chunk_samples])
         heard.append(sep.heard_as)
-    assert isinstance(sep.source, Instrument)
+    assert isinstance(sep.source, Blend)
     # After the first seconds the point is heard as an instrument, mostly the same one.
     late = heard[len(heard) // 2:]
     assert None not in late and max(late.count(x) for x in set(late)) >= 0.6 * len(late), late
