@@ -44,6 +44,7 @@ RATE = 11025
 
 
 def get_parser() -> argparse.ArgumentParser:
+    from pixelplayer.synchrony import SELECT_BY
     from realtime.app.flags import add_model_args
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,6 +59,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="device frames per callback (default ~11 ms, as realtime-sep)")
     p.add_argument("--audio-first", default="on", choices=("on", "off"),
                    help="as realtime-sep's --audio-first (default on)")
+    p.add_argument("--select-by", default=None, choices=SELECT_BY,
+                   help="as realtime-sep's --select-by (default realtime-sep's)")
     p.add_argument("--stems", action="store_true",
                    help="the separation run also writes every discovered source (--stems)")
     p.add_argument("--markdown", type=Path, help="also write the table to this file")
@@ -134,7 +137,7 @@ class _Cpu:
 
 def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
              blocksize: int | None, jitter_ms: float | None, stems: str | None = None,
-             audio_first: str = "on"):
+             audio_first: str = "on", select_by: str | None = None):
     """realtime-sep's session on mic_sink.monitor -> spk_sink (not started); the GUI thread
     annotates every frame into a discarding video sink."""
     from realtime.app.cli import get_parser as app_parser
@@ -143,7 +146,8 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
     from realtime.io.camera import CameraSource
 
     opts = app_parser().parse_args(["--duration", str(seconds), "--log-every", "0",
-                                    "--audio-first", audio_first])
+                                    "--audio-first", audio_first,
+                                    *(("--select-by", select_by) if select_by else ())])
     opts.select = tuple(meta["players"][0]["centre"])
     opts.stems = stems
     mic = open_microphone("mic_sink.monitor", blocksize)
@@ -157,7 +161,7 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
 
 def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, warmup: float,
              bypass: bool, blocksize: int | None, jitter_ms: float | None = None,
-             stems: str | None = None, audio_first: str = "on") -> dict:
+             stems: str | None = None, audio_first: str = "on", select_by: str | None = None) -> dict:
     """One live run through PulseAudio; returns counters measured after `warmup` s."""
     import soundfile as sf
 
@@ -168,7 +172,7 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
                          RATE)
     time.sleep(0.5)
     session = _session(engine, spec, scene_dir, meta, seconds + warmup, bypass, blocksize, jitter_ms,
-                       None if bypass else stems, audio_first)
+                       None if bypass else stems, audio_first, select_by)
     p = session.pipeline
     recs, marks = [], {}
 
@@ -211,6 +215,7 @@ def _results(p, marks: dict, seconds: float, bypass: bool, lag: float, spread: f
                                             "video_dropped", "visual_skipped", "visual_updates")}
     return {
         "mode": "bypass" if bypass else "separate", "seconds": seconds,
+        "select_by": "synchrony" if p.sep.synchrony is not None else "appearance",
         "budget_line": marks["budget"][0], "budget_ms": marks["budget"][1],
         "algorithmic_ms": p.sep.total_latency_ms, "chunk_ms": p.chunk_ms,
         "median_ms": percentile_ms(ms, 50), "p95_ms": percentile_ms(ms, 95),
@@ -239,6 +244,7 @@ def table(rows: list[dict], model: str, engine: str) -> str:
         lines.append(f"| {name} | " + " | ".join(fmt.format(r[key]) for r in rows) + " |")
 
     row("run (s, after warm-up)", "{:.0f}", "seconds")
+    row("click picks by (--select-by)", "{}", "select_by")
     row("compute per chunk median (ms)", "{:.1f}", "median_ms")
     row("compute per chunk p95 (ms)", "{:.1f}", "p95_ms")
     row("compute per chunk p99 (ms)", "{:.1f}", "p99_ms")
@@ -291,7 +297,7 @@ def main(argv=None) -> int:
             rows.append(run_mode(server, engine, spec, scene_dir, meta, secs, args.warmup,
                                  bypass, args.blocksize, args.jitter_ms,
                                  os.path.join(work, "stems") if args.stems else None,
-                                 args.audio_first))
+                                 args.audio_first, args.select_by))
             if args.stems and not bypass:
                 found = json.loads(Path(work, "stems", "stems.json").read_text())["stems"]
                 print(f"bench: --stems wrote {len(found)} stems", flush=True)

@@ -149,7 +149,7 @@ def _synchrony_click(model: PixelPlayer, scene, frames: torch.Tensor, mix: torch
             "sync_sir": full["sir"].tolist() if full else [],
             "sync_sar": full["sar"].tolist() if full else [],
             "sync_similarity": output_similarity(est),
-            "sync_kept_appearance": sum(p is None for p in picks)}
+            "sync_kept_appearance": sum(p is None for p in picks), "sync_estimates": est}
 
 
 def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True, stream: int = 0,
@@ -165,9 +165,10 @@ def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True, stream: i
         if i < stream:
             from .eval_streaming import stream_scene
 
-            # realtime-sep's default click (appearance) against the offline one.
-            streamed.append(stream_scene(scene, per[-1]["estimates"].numpy(), stream_model,
-                                         select_by="appearance"))
+            # realtime-sep's default click (synchrony when the model has instrument
+            # features) against the offline click made the same way.
+            offline = per[-1].get("sync_estimates", per[-1]["estimates"])
+            streamed.append(stream_scene(scene, offline.numpy(), stream_model, select_by="auto"))
     out = _aggregate(per)
     if streamed:
         live = [v for r in streamed for v in r["stream_sdr"]]

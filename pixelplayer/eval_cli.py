@@ -71,8 +71,8 @@ def _scene_row(name: str, sc: dict) -> list[str]:
                  f"{sc['sync_same_sound_scenes']} of {sc['scenes']} (max {sc['sync_max_similarity']:.2f}; "
                  f"{sc['sync_kept_appearance']} clicks kept appearance) | | |"]
     if "stream_sdr" in sc:
-        rows.append(f"| {name}: streaming SDR through realtime-sep, {sc['stream_players']} players "
-                    f"(offline on the same span) | {sc['stream_sdr']:.2f} ({sc['stream_offline_sdr']:.2f}; "
+        rows.append(f"| {name}: streaming SDR through realtime-sep (its default --select-by), "
+                    f"{sc['stream_players']} players (offline, picked the same way, on the same span) | {sc['stream_sdr']:.2f} ({sc['stream_offline_sdr']:.2f}; "
                     f"gap {sc['stream_gap']:+.2f}) | | |")
     return rows
 

@@ -109,9 +109,12 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
                                         grey.shape[0])
     sx, sy = grey.shape[2] / size[0], grey.shape[1] / size[1]
     half = synchrony.motion_half(*grey.shape[1:])
+    change = synchrony.frame_changes(grey)
+    totals = change.sum(axis=(1, 2), dtype=np.int64)
     masks, picks = [], []
     for (x, y), own in zip(clicks, appearance):
-        pick, score = synchrony.choose(synchrony.motion_energy(grey, x * sx, y * sy, half), levels, shares)
+        motion = synchrony.square_motion(change, x * sx, y * sy, half, totals)
+        pick, score = synchrony.choose(motion, levels, shares)
         picks.append(pick)
         if pick is None:
             masks.append(own)

@@ -70,24 +70,46 @@ def motion_half(height: int, width: int) -> int:
     return int(round(MOTION_HALF_PX * min(height, width) / FRAME_SIZE))
 
 
+def frame_changes(grey: np.ndarray) -> np.ndarray:
+    """grey `(Tv, H, W)` uint8 video frames -> `(Tv - 1, H, W)` uint8 |frame[k+1] - frame[k]|."""
+    grey = np.asarray(grey, np.uint8)
+    return np.abs(np.diff(grey.astype(np.int16), axis=0)).astype(np.uint8)
+
+
+def square_motion(change, x: float, y: float, half: int = MOTION_HALF_PX,
+                  totals: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Motion under a click and elsewhere from n frame changes, each `(H, W)` uint8 (an
+    array `(n, H, W)` from `frame_changes`, or a sequence of them), and the click (x, y) in
+    their pixels -> (inside, outside), each `(n,)`: the mean change in the square of side
+    2*half around the click (clipped to the picture) and over the rest of the picture
+    (zeros where a part is empty). totals: each change's sum over the whole picture, if
+    already known."""
+    n = len(change)
+    if n == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    h, w = change[0].shape
+    x0, x1 = int(max(x - half, 0)), int(min(x + half, w))
+    y0, y1 = int(max(y - half, 0)), int(min(y + half, h))
+    inside_px = max(x1 - x0, 0) * max(y1 - y0, 0)
+    if inside_px == 0:
+        return np.zeros(n, np.float32), np.zeros(n, np.float32)
+    inside = np.array([c[y0:y1, x0:x1].sum(dtype=np.int64) for c in change], np.float64)
+    if totals is None:
+        totals = [c.sum(dtype=np.int64) for c in change]
+    rest_px = h * w - inside_px
+    outside = (np.asarray(totals, np.float64) - inside) / rest_px if rest_px else np.zeros(n)
+    return (inside / inside_px).astype(np.float32), np.asarray(outside, np.float32)
+
+
 def motion_energy(grey: np.ndarray, x: float, y: float,
                   half: int = MOTION_HALF_PX) -> tuple[np.ndarray, np.ndarray]:
     """Motion under a click and elsewhere: grey `(Tv, H, W)` video frames (any scale, 0-255)
     and the click (x, y) in the same pixels -> (inside, outside), each `(Tv - 1,)`: mean
     |frame[k+1] - frame[k]| in the square of side 2*half around the click (clipped to the
-    picture) and over the rest of the picture (zeros where a part is empty)."""
-    n, (h, w) = max(grey.shape[0] - 1, 0), grey.shape[1:]
-    x0, x1 = int(max(x - half, 0)), int(min(x + half, w))
-    y0, y1 = int(max(y - half, 0)), int(min(y + half, h))
-    inside_px = max(x1 - x0, 0) * max(y1 - y0, 0)
-    if n == 0 or inside_px == 0:
-        return np.zeros(n, np.float32), np.zeros(n, np.float32)
-    change = np.empty((n, h, w), np.float32)
-    np.abs(np.diff(grey.astype(np.float32), axis=0), out=change)
-    inside = change[:, y0:y1, x0:x1].sum(axis=(1, 2))
-    rest_px = h * w - inside_px
-    outside = (change.sum(axis=(1, 2)) - inside) / rest_px if rest_px else np.zeros(n, np.float32)
-    return inside / inside_px, outside
+    picture) and over the rest of the picture (`square_motion`)."""
+    if grey.shape[0] < 2:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    return square_motion(frame_changes(grey), x, y, half)
 
 
 def frame_bins(n_stft: int, n_video: int, fps: float, sr: int = SAMPLE_RATE) -> np.ndarray:

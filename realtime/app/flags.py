@@ -124,13 +124,13 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--remove", type=_select_arg, metavar="X,Y|auto",
                    help="play the mixture without this pixel's player (music minus one); "
                         "the i key switches between isolating and removing")
-    g.add_argument("--select-by", default="appearance", choices=SELECT_BY,
-                   help="how a clicked player's sound is picked: by what its picture looks like "
-                        "(appearance, default), or among the model's instruments by which one's "
-                        "sound rises and falls with the motion under the click over the last "
-                        "seconds (synchrony, experimental live: docs/MODEL.md; a still picture "
-                        "keeps appearance; several points: appearance). auto: synchrony when the "
-                        "model has instrument features")
+    g.add_argument("--select-by", default="auto", choices=SELECT_BY,
+                   help="how a clicked player's sound is picked: among the model's instruments "
+                        "by whose sound rises and falls with the motion under the click over the "
+                        "last seconds (synchrony; a still picture, the first moments and several "
+                        "points use appearance), or by what the picture looks like (appearance). "
+                        "auto (default): synchrony when the model has instrument features "
+                        "(an export directory has none), else appearance; it says which")
     g.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much audio")
     g.add_argument("--log-every", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between statistics lines (0: never)")

@@ -71,24 +71,35 @@ class SynchronyTracker:
             raise ValueError(f"features must be (C >= 1, K), got {features.shape}")
         self.features, self.names = features, tuple(names)
         self.span_s, self.period = float(span_s), 1.0 / float(fps)
-        self._frames: deque = deque()   # (t_s, grey (h, w) uint8)
+        # (t_s, change from the previous kept frame (h, w) uint8 or None, its sum): a pick
+        # then reads only the square around the point, not every frame of the past.
+        self._frames: deque = deque()
+        self._last: np.ndarray | None = None  # the newest kept grey frame
         self._chunks: deque = deque()   # (t_s, energies (C,), mixture energy)
 
     def clear(self) -> None:
-        self._frames.clear()
+        self._clear_frames()
         self._chunks.clear()
 
     def push_frame(self, grey: np.ndarray, t_s: float) -> None:
         """grey uint8 `(h, w)` at the frame net's scale, shown at t_s s of audio time; kept
         when KEEP_PERIOD_SHARE of a motion period after the last kept frame or later (a new
         size restarts)."""
-        if self._frames and grey.shape != self._frames[-1][1].shape:
-            self._frames.clear()
+        if self._last is not None and grey.shape != self._last.shape:
+            self._clear_frames()
         if self._frames and t_s - self._frames[-1][0] < self.period * KEEP_PERIOD_SHARE:
             return
-        self._frames.append((float(t_s), grey))
+        change = None
+        if self._last is not None:
+            change = synchrony.frame_changes(np.stack([self._last, grey]))[0]
+        self._frames.append((float(t_s), change, 0 if change is None else int(change.sum(dtype=np.int64))))
+        self._last = np.array(grey, np.uint8)
         while self._frames and self._frames[0][0] < t_s - self.span_s:
             self._frames.popleft()
+
+    def _clear_frames(self) -> None:
+        self._frames.clear()
+        self._last = None
 
     def push_chunk(self, energies: np.ndarray, mixture_energy: float, t_s: float) -> None:
         """energies `(C,)`: each candidate's separated energy over one chunk's frames (the
@@ -104,10 +115,14 @@ class SynchronyTracker:
         or None (too little past, a still picture, nothing present)."""
         if len(self._frames) < 3 or len(self._chunks) < 3:
             return None
-        times = np.array([t for t, _ in self._frames])
-        grey = np.stack([g for _, g in self._frames])
-        h, w = grey.shape[1:]
-        motion = synchrony.motion_energy(grey, x * w, y * h, synchrony.motion_half(h, w))
+        frames = list(self._frames)
+        times = np.array([t for t, _, _ in frames])
+        # The oldest kept frame's change is from a frame already dropped: motion[k] is the
+        # change from frame k to k+1 of the kept past.
+        change = [c for _, c, _ in frames[1:]]
+        h, w = change[0].shape
+        motion = synchrony.square_motion(change, x * w, y * h, synchrony.motion_half(h, w),
+                                         np.array([s for _, _, s in frames[1:]]))
         chunk_t = np.array([t for t, _, _ in self._chunks])
         energies = np.stack([e for _, e, _ in self._chunks], axis=1)  # (C, n)
         mixture = sum(m for _, _, m in self._chunks)

@@ -228,8 +228,9 @@ def test_demo_headless_writes_isolated_sounds_video_and_sdr(tiny_model, tmp_path
 
 @pytest.mark.slow
 def test_demo_with_the_default_model(tmp_path, monkeypatch, capsys):
-    """The README's main command, headless, with the trained default model:
-    on average the isolated outputs beat the mixture's SDR."""
+    """The README's main command, headless, with the trained default model: clicks pick
+    by synchrony (--select-by auto), and on average the isolated outputs beat the
+    mixture's SDR."""
     from pixelplayer.checkpoint import DEFAULT_WEIGHTS
     from realtime.app.demo import sdr_table
 
@@ -246,7 +247,9 @@ def test_demo_with_the_default_model(tmp_path, monkeypatch, capsys):
     wavs = [str(out / f"isolated_{p['index']}_{p['instrument']}.wav") for p in meta["players"]]
     _, rows = sdr_table(meta, str(out / "scene"), wavs)
     gains = [r["sdr_isolated"] - r["sdr_mixture"] for r in rows]
-    assert np.mean(gains) > 0, (rows, capsys.readouterr().out)
+    said = capsys.readouterr()
+    assert "select-by auto: synchrony (13 instrument features)" in said.out + said.err
+    assert np.mean(gains) > 0, (rows, said.out)
 
 
 
