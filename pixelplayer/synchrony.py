@@ -56,8 +56,10 @@ PRESENT_FRACTION = 0.05
 # Weight of the correlation with the motion outside the click's square.
 CONTRAST = 0.5
 # How many of the best-scoring candidates a click blends, and the softmax temperature (in
-# units of the score) of their weights.
-BLEND_CANDIDATES = 3
+# units of the score) of their weights. Two, not three: live, a crossfade between two
+# blends then fits one engine call at the default EngineSpec.max_pixels; on validation duets three
+# gained 0.1 dB (docs/MODEL.md, "Synchrony selection").
+BLEND_CANDIDATES = 2
 BLEND_TEMPERATURE = 0.05
 # Motion this small (mean absolute difference, 0-255 grey levels) in every frame is a still
 # picture: no evidence.
