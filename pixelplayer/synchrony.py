@@ -9,7 +9,7 @@ K-vector per instrument the model was trained on), the one whose separated sound
 falls with the motion under the click:
 
   motion     mean absolute frame difference in a square around the click, per video frame
-             (`motion_energy`);
+             (`frame_changes`, `square_motion`);
   candidate  each instrument feature separates the mixture; its loudness per video frame in
              dB, floored LEVEL_RANGE_DB below its loudest frame (`candidate_levels`);
   score      each candidate's correlation of loudness with the motion under the click, less
@@ -103,17 +103,6 @@ def square_motion(change, x: float, y: float, half: int = MOTION_HALF_PX,
     return (inside / inside_px).astype(np.float32), np.asarray(outside, np.float32)
 
 
-def motion_energy(grey: np.ndarray, x: float, y: float,
-                  half: int = MOTION_HALF_PX) -> tuple[np.ndarray, np.ndarray]:
-    """Motion under a click and elsewhere: grey `(Tv, H, W)` video frames (any scale, 0-255)
-    and the click (x, y) in the same pixels -> (inside, outside), each `(Tv - 1,)`: mean
-    |frame[k+1] - frame[k]| in the square of side 2*half around the click (clipped to the
-    picture) and over the rest of the picture (`square_motion`)."""
-    if grey.shape[0] < 2:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    return square_motion(frame_changes(grey), x, y, half)
-
-
 def frame_bins(n_stft: int, n_video: int, fps: float, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Which video frame each STFT frame falls in: `(n_stft,)` indices in [0, n_video), -1
     past the video's end. STFT frame j is centred on sample j*HOP; video frame k shows
@@ -170,7 +159,7 @@ def choose(motion: tuple[np.ndarray, np.ndarray], levels: np.ndarray,
            shares: np.ndarray) -> tuple[int | None, np.ndarray]:
     """The candidate that moves with the click.
 
-    motion (inside, outside), each `(Tv - 1,)` (`motion_energy`), levels `(C, Tv)`
+    motion (inside, outside), each `(Tv - 1,)` (`square_motion`), levels `(C, Tv)`
     (`candidate_levels`), shares `(C,)` each candidate's separated energy over the
     mixture's -> (index, or None when the picture under the click is still or no candidate
     is present; `(C,)` scores, -inf for absent candidates). motion[k] is the change from

@@ -381,8 +381,8 @@ class StreamingSeparator:
         self._fade = (desired, self._out_pos + warm)
 
     def _features_of(self, source, visual: VisualState) -> np.ndarray:
-        """The features `(n, K)` whose sounds add up to `source` (a cell's click feature,
-        or an instrument feature)."""
+        """The features `(n, K)` whose sounds make `source` (a cell's click feature, or a
+        blend's instrument features)."""
         if isinstance(source, Blend):
             return self.synchrony.features[list(source.indices)]
         return select_cells(visual.click, np.asarray([_cells_of(source)], np.int64))[0]

@@ -22,8 +22,8 @@ def _flicker_video(envelope: np.ndarray, at: tuple[int, int], size=(120, 90)) ->
 def test_motion_reads_only_the_square_around_the_click():
     env = np.abs(np.sin(np.arange(30) * 0.7))
     video = _flicker_video(env, (30, 40))
-    near, near_rest = synchrony.motion_energy(video, 30, 40, half=15)
-    far, far_rest = synchrony.motion_energy(video, 100, 40, half=15)
+    near, near_rest = synchrony.square_motion(synchrony.frame_changes(video), 30, 40, half=15)
+    far, far_rest = synchrony.square_motion(synchrony.frame_changes(video), 100, 40, half=15)
     assert near.shape == near_rest.shape == far.shape == (29,)
     assert np.allclose(far, 0) and near.max() > 10 and np.allclose(near_rest, 0)
     # The change from frame k to k+1, averaged over the square's 30x30 pixels ...
@@ -31,7 +31,7 @@ def test_motion_reads_only_the_square_around_the_click():
     assert near[0] == pytest.approx(change * 400 / 900, rel=0.02)
     # ... and, seen from the far click, over the rest of the 120x90 picture.
     assert far_rest[0] == pytest.approx(change * 400 / (120 * 90 - 900), rel=0.02)
-    assert synchrony.motion_energy(video[:1], 30, 40)[0].size == 0
+    assert synchrony.square_motion(synchrony.frame_changes(video[:1]), 30, 40)[0].size == 0
 
 
 def test_frame_bins_and_levels():

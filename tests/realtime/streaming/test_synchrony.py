@@ -14,7 +14,7 @@ def test_tracker_picks_as_the_offline_rule_on_the_same_past():
     fps, n = synchrony.MOTION_FPS, 40
     grey = np.full((n, 60, 80), 50, np.uint8)
     grey[:, 20:40, 10:30] = rng.integers(50, 200, size=(n, 1, 1))  # a flickering patch
-    inside, _ = synchrony.motion_energy(grey, 20, 30, 10)
+    inside, _ = synchrony.square_motion(synchrony.frame_changes(grey), 20, 30, 10)
     loud = rng.uniform(size=(3, n))
     loud[2, 1:] = inside / inside.max()  # candidate 2 is as loud as the patch moves
     tracker = SynchronyTracker(np.eye(3, 4, dtype=np.float32), ("a", "b", "c"), span_s=60)
@@ -22,7 +22,8 @@ def test_tracker_picks_as_the_offline_rule_on_the_same_past():
     for k in range(n):
         tracker.push_frame(grey[k], k / fps)
         tracker.push_chunk(energies[:, k], float(energies[:, k].sum()), (k + 0.5) / fps)
-    offline_motion = synchrony.motion_energy(grey, 20, 30, synchrony.MOTION_HALF_PX * 60 // 224)
+    offline_motion = synchrony.square_motion(synchrony.frame_changes(grey), 20, 30,
+                                             synchrony.MOTION_HALF_PX * 60 // 224)
     levels = synchrony.candidate_levels(energies, np.arange(n), n)
     expected, score = synchrony.choose(offline_motion, levels, energies.sum(1) / energies.sum())
     blend = tracker.pick(20 / 80, 30 / 60)
