@@ -152,30 +152,58 @@ def _synchrony_click(model: PixelPlayer, scene, frames: torch.Tensor, mix: torch
             "sync_kept_appearance": sum(p is None for p in picks), "sync_estimates": est}
 
 
-def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True, stream: int = 0,
-                    stream_model: str = "default") -> dict:
-    """Aggregate `evaluate_scene` over scenes: mean per-player SDRs and localization
-    accuracy. stream: also run the first `stream` scenes through realtime-sep
-    (`eval_streaming.stream_scene`, with `stream_model`) and report streaming vs offline SDR."""
+def evaluate_scenes(model: PixelPlayer, scenes, progress: bool = True) -> dict:
+    """Aggregate `evaluate_scene` over scenes: mean per-player SDRs and localization accuracy."""
     from tqdm import tqdm
 
-    per, streamed = [], []
-    for i, scene in enumerate(tqdm(scenes, desc="scenes", disable=not progress)):
-        per.append(evaluate_scene(model, scene))
-        if i < stream:
-            from .eval_streaming import stream_scene
+    return _aggregate([evaluate_scene(model, scene) for scene in tqdm(scenes, desc="scenes", disable=not progress)])
 
-            # realtime-sep's default click (synchrony when the model has instrument
-            # features) against the offline click made the same way.
-            offline = per[-1].get("sync_estimates", per[-1]["estimates"])
-            streamed.append(stream_scene(scene, offline.numpy(), stream_model, select_by="auto"))
-    out = _aggregate(per)
-    if streamed:
-        live = [v for r in streamed for v in r["stream_sdr"]]
-        off = [v for r in streamed for v in r["offline_sdr"]]
-        out.update({"stream_players": len(live), "stream_sdr": _mean(live),
-                    "stream_offline_sdr": _mean(off), "stream_gap": _mean(np.subtract(live, off))})
+
+def evaluate_streaming(model: PixelPlayer, scenes, stream_model: str = "default",
+                       progress: bool = True, settled_s: float | None = None) -> dict:
+    """Streaming vs offline SDR: each scene's players through realtime-sep (its default
+    --select-by, `eval_streaming.stream_scene` with `stream_model`: the same model as
+    `model`, named as realtime-sep takes it) against the offline click made the same way
+    (synchrony when the model has instrument features, else appearance) on the same span;
+    means over all players, from SKIP_S and from settled_s (default SETTLED_S) on."""
+    from tqdm import tqdm
+
+    from .eval_streaming import SETTLED_S, SKIP_S, stream_scene
+
+    settled_s = SETTLED_S if settled_s is None else settled_s
+    got: dict[str, list] = {}
+    for scene in tqdm(scenes, desc="streaming", disable=not progress):
+        offline = _offline_click(model, scene)
+        for key, values in stream_scene(scene, offline, stream_model, select_by="auto",
+                                        settled_s=settled_s).items():
+            got.setdefault(key, []).extend(values)
+    out = {"stream_scenes": len(scenes), "stream_seconds": min((s.seconds for s in scenes), default=0.0),
+           "stream_players": len(got.get("stream_sdr", [])), "stream_from_s": SKIP_S}
+    for live, off, name in (("stream_sdr", "offline_sdr", "stream"),
+                            ("settled_sdr", "settled_offline_sdr", "settled")):
+        if got.get(live):
+            out.update({f"{name}_sdr": _mean(got[live]), f"{name}_offline_sdr": _mean(got[off]),
+                        f"{name}_gap": _mean(np.subtract(got[live], got[off]))})
+    if got.get("settled_sdr"):
+        out["settled_from_s"] = settled_s
     return out
+
+
+def _offline_click(model: PixelPlayer, scene) -> np.ndarray:
+    """`(P, S)` offline estimates of clicks on each player's centre, picked as realtime-sep's
+    default --select-by picks: by synchrony when the model has instrument features."""
+    device = next(model.parameters()).device
+    frames = scene_frames(scene, _visual_times(scene.seconds)).to(device)
+    mix = torch.from_numpy(scene.mixture).unsqueeze(0).to(device)
+    if model.instrument_features.shape[0]:
+        est, _ = separate_by_synchrony(model, frames, mix, [tuple(c) for c in scene.centres],
+                                       scene_grey_video(scene), MOTION_FPS, scene.size)
+        return est[0].cpu().numpy()
+    width, height = scene.size
+    grid_h, grid_w = frames.shape[-2] // 16, frames.shape[-1] // 16
+    cells = torch.tensor([[pixel_to_cell(x, y, width, height, grid_w, grid_h) for x, y in scene.centres]],
+                         device=device)
+    return separate_by_pixels(model, frames, mix, cells)[0][0].cpu().numpy()
 
 
 def _aggregate(per: list[dict]) -> dict:
