@@ -38,7 +38,7 @@ a window that is partly zeros.
 Sources. The output follows one source: the mixture (bypass, no selection, or no visual
 features yet: until the first `set_visual()` the separator passes the mixture through
 with the same latency), one feature cell, or several cells (shift-click: a sorted tuple,
-their sounds added). A change of source is crossfaded (see `_gains`); a newly selected
+their sounds added). A change of source is crossfaded (`realtime.streaming.fade`); a newly selected
 source first needs `support` - 256 samples of its own overlap-add history, so its fade
 starts that far into the first chunk computed for it.
 
@@ -58,6 +58,7 @@ from pixelplayer import dsp
 from pixelplayer.config import CLICK_POOL, HOP, SAMPLE_RATE
 
 from realtime.streaming.heatmap import BandHistory, HeatAverage
+from realtime.streaming.fade import MIX, SourceFader
 from realtime.streaming.overlap import ContextWindow, OverlapAdd
 from realtime.streaming.selection import Selection, cell_center
 from realtime.streaming.synchrony import Blend, chunk_mixture_energy, with_candidate_rows
@@ -65,7 +66,6 @@ from realtime.streaming.vision import VisualState
 
 __all__ = ["StreamingSeparator", "algorithmic_latency"]
 
-MIX = None  # the source id of the unprocessed mixture; cells are ints row*w + col
 # How often (s of audio) a selected point's instrument is chosen again by synchrony.
 REPICK_S = 0.5
 
@@ -131,7 +131,7 @@ class StreamingSeparator:
         self.remove = False  # 'i' key: hear the mixture without the selected cell's sound
         self._visual: VisualState | None = None
         self._window = ContextWindow(self.context_samples)
-        self._olas = (OverlapAdd(window=spec.window), OverlapAdd(window=spec.window))
+        self._fader = SourceFader(spec.window, self.crossfade_samples, self.chunk_samples)
         # A `realtime.streaming.synchrony.SynchronyTracker`: a single selected point is
         # heard through the instrument feature that moves with it (None: by appearance).
         self.synchrony = synchrony
@@ -236,7 +236,7 @@ class StreamingSeparator:
     def source(self):
         """What is heard now: None (mixture), a cell index, a tuple of cells or an
         `synchrony.Blend` of instruments (the fade target if fading)."""
-        return self._fade[0] if self._fade else self._active
+        return self._fader.source
 
     @property
     def heard_as(self) -> str | None:
@@ -254,14 +254,10 @@ class StreamingSeparator:
         """Forget the audio stream (past = silence again); keeps features and selection.
         The source chosen at the next chunk starts at once (nothing to fade from)."""
         self._window.reset()
-        for ola in self._olas:
-            ola.reset()
-        self._slots: dict = {}  # source -> OverlapAdd holding its overlap-add history
+        self._fader.reset()
         self._stem_olas: dict = {}  # stem id -> its OverlapAdd
         self._stem_parts, self._feed_start = {}, 0
         self.stem_chunks = {}
-        self._active = MIX
-        self._fade: tuple | None = None  # (target source, output position where it starts)
         self._in_total = 0  # input samples fed since the reset
         self._out_pos = 0  # output samples emitted since the reset
         self._pick = None
@@ -325,8 +321,8 @@ class StreamingSeparator:
     def _process_chunk(self) -> np.ndarray:
         window = self._window.view()
         visual, stems = self._visual, self._stems  # read once: other threads swap them
-        self._update_source(self._desired(visual))
-        sources = [s for s in (self._active, self._fade and self._fade[0]) if s is not MIX]
+        self._fader.request(self._desired(visual), self._out_pos)
+        sources = self._fader.separated()
         outputs = {}
         if visual is not None:
             # Runs even for the mixture so the heatmap stays live.
@@ -334,7 +330,7 @@ class StreamingSeparator:
             frames, heat = self._separate(window, visual, feats, [f for _, f in stems])
             i = 0
             for source, f in zip(sources, feats):
-                outputs[source] = self._slots[source].feed(_sound_of(source, frames[i:i + len(f)]))
+                outputs[source] = self._fader.ola(source).feed(_sound_of(source, frames[i:i + len(f)]))
                 i += len(f)
             self._feed_stems(stems, frames[i:i + len(stems)])
             cells = visual.grid[0] * visual.grid[1]
@@ -348,10 +344,10 @@ class StreamingSeparator:
             # The heard source is subtracted: nothing while the mixture is the source, so
             # a fade to or from a cell fades its removal in or out.
             outputs[MIX] = np.zeros_like(mixture)
-            out = mixture - self._mix(outputs)
+            out = mixture - self._fader.mix(outputs, self._out_pos)
         else:
             outputs[MIX] = mixture
-            out = self._mix(outputs)
+            out = self._fader.mix(outputs, self._out_pos)
         self._out_pos += self.chunk_samples
         return out
 
@@ -361,24 +357,6 @@ class StreamingSeparator:
         index = self._out_pos // self.chunk_samples - self._feed_start
         for (i, _), f in zip(stems, frames):
             self._stem_parts.setdefault(i, []).append((index, olas[i].feed(f)))
-
-    def _update_source(self, desired) -> None:
-        """Start a fade when the wanted source changed (one fade at a time: a request made
-        during a fade waits for it to end; the latest request wins)."""
-        if self._fade is not None or desired == self._active:
-            return
-        if desired is not MIX:
-            busy = self._slots.get(self._active)
-            ola = self._olas[1] if busy is self._olas[0] else self._olas[0]
-            ola.reset()
-            self._slots[desired] = ola
-        if self._out_pos == 0:
-            # Nothing emitted yet: the zero past is exact for every source, no fade needed.
-            self._slots.pop(self._active, None)
-            self._active = desired
-            return
-        warm = self._olas[0].tail_samples if desired is not MIX else 0
-        self._fade = (desired, self._out_pos + warm)
 
     def _features_of(self, source, visual: VisualState) -> np.ndarray:
         """The features `(n, K)` whose sounds make `source` (a cell's click feature, or a
@@ -410,32 +388,3 @@ class StreamingSeparator:
             out, heat = self.engine.separate(window[None], feats[None, i:i + limit], cells)
             frames.extend(to_numpy(out, np.float32)[0])
         return frames, to_numpy(heat, np.float32)[0]
-
-    def _gains(self, start: int) -> np.ndarray:
-        """Weight of the fade target for this chunk's output samples.
-
-        Raised-cosine, amplitude-complementary fade: out = (1-g)*old + g*new with
-        g = (1 - cos(pi*u))/2, u going 0 -> 1 over `crossfade_samples` from `start`. The
-        gains sum to 1, so a source fading into itself (two cells on the same player:
-        correlated signals) keeps its level exactly, and g has no slope jump at either
-        end; two unrelated sources dip by up to 3 dB mid-fade.
-        """
-        pos = self._out_pos + np.arange(self.chunk_samples)
-        if self.crossfade_samples == 0:
-            return (pos >= start).astype(np.float32)
-        u = np.clip((pos - start) / self.crossfade_samples, 0.0, 1.0)
-        return (0.5 - 0.5 * np.cos(np.pi * u)).astype(np.float32)
-
-    def _mix(self, outputs: dict) -> np.ndarray:
-        old = outputs[self._active]
-        if self._fade is None:
-            return old
-        target, start = self._fade
-        g = self._gains(start)
-        out = old + g * (outputs[target] - old)
-        if start + self.crossfade_samples < self._out_pos + self.chunk_samples:
-            # The last sample of this chunk already has g == 1: the fade is over.
-            if self._active is not MIX:
-                self._slots.pop(self._active, None)
-            self._active, self._fade = target, None
-        return out
