@@ -17,9 +17,7 @@ falls with the motion under the click:
              candidate that passes the whole mixture follows every player; the right one
              follows the clicked player more than the others), among those that take at least
              PRESENT_FRACTION of the mixture's energy (an instrument that is not in the mixture
-             separates next to nothing and its loudness is noise), plus SHARE_BONUS times
-             the log of its share (a candidate that takes more of the mixture is more likely
-             a player; a faint one's loudness follows any motion by chance);
+             separates next to nothing and its loudness is noise);
   blend      the click hears the BLEND_CANDIDATES best-scoring candidates' masks, weighted by
              a softmax of their scores at BLEND_TEMPERATURE (`blend_weights`): when two
              candidates score alike, half of each costs less than the wrong one alone.
@@ -57,10 +55,6 @@ LEVEL_RANGE_DB = 40.0
 PRESENT_FRACTION = 0.05
 # Weight of the correlation with the motion outside the click's square.
 CONTRAST = 0.5
-# Weight of the log of a candidate's share of the mixture's energy in its score (on
-# validation duets it helped most in the first seconds, when correlations are noisiest;
-# docs/MODEL.md, "Synchrony selection").
-SHARE_BONUS = 0.05
 # How many of the best-scoring candidates a click blends, and the softmax temperature (in
 # units of the score) of their weights. Two, not three: live, a crossfade between two
 # blends then fits one engine call at the default EngineSpec.max_pixels; on validation duets three
@@ -177,8 +171,7 @@ def choose(motion: tuple[np.ndarray, np.ndarray], levels: np.ndarray,
     if inside.size < 2 or float(inside.max(initial=0.0)) < STILL_MOTION or not present.any():
         return None, score
     rows = levels[present, 1:inside.size + 1]
-    score[present] = (_correlation(inside, rows) - CONTRAST * _correlation(outside, rows)
-                      + SHARE_BONUS * np.log(shares[present]))
+    score[present] = _correlation(inside, rows) - CONTRAST * _correlation(outside, rows)
     return int(np.argmax(score)), score
 
 
