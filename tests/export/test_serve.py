@@ -169,10 +169,18 @@ def test_server_killed_mid_run_falls_back_to_the_local_engine(export_dir, tmp_pa
     srv = Server(export_dir / "triton")
     out = tmp_path / "o.wav"
     proc = _realtime(export_dir, srv.url, out, pace=True)
+    head = []
     try:
-        time.sleep(3.0)  # the paced 6 s duet is half way
+        # Killed once the app runs on the server, not after a fixed delay: on a slow machine
+        # the app was still loading when the server went, and could not start at all.
+        for line in proc.stdout:
+            head.append(line)
+            if f"engine: triton://{srv.url}" in line:
+                break
+        time.sleep(1.5)  # a few paced chunks of the 6 s duet through the server
         os.kill(srv.triton_pid(), signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=120)
+        stdout = "".join(head) + stdout
     finally:
         srv.stop()
     assert proc.returncode == 0, stderr
