@@ -179,8 +179,11 @@ def test_server_killed_mid_run_falls_back_to_the_local_engine(export_dir, tmp_pa
                 break
         time.sleep(1.5)  # a few paced chunks of the 6 s duet through the server
         os.kill(srv.triton_pid(), signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=120)
-        stdout = "".join(head) + stdout
+        # Read through the same file object: communicate() reads the raw pipe and would
+        # drop what the line loop above already buffered.
+        stdout = "".join(head) + proc.stdout.read()
+        stderr = proc.stderr.read()
+        proc.wait(timeout=120)
     finally:
         srv.stop()
     assert proc.returncode == 0, stderr
