@@ -8,6 +8,7 @@ Recordings and --save-video are aligned by their own timeline and keep the newes
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from pixelplayer.config import SAMPLE_RATE
@@ -28,12 +29,17 @@ def device_delay_ms(stream) -> tuple[float, float] | None:
 
 
 def audio_delay_s(pipeline, snapshot: dict | None = None) -> float:
-    """Estimated seconds from a sound entering the microphone to its isolated sound
-    leaving the speaker, now: the separator's algorithmic latency (hop chunk + synthesis
-    overlap + lookahead), the median compute per chunk, the speaker's jitter margin and
-    the two devices' own delays (`device_delay_ms`)."""
+    """Seconds from a sound entering the microphone to its isolated sound leaving the
+    speaker, now: the separator's algorithmic latency (hop chunk + synthesis overlap +
+    lookahead), the time chunks are held on the way as the worker measures it
+    (`held_med_ms`: microphone backlog + compute + speaker queue; a busy machine makes
+    both queues longer than the jitter margin's target), and the two devices' own delays
+    (`device_delay_ms`). Before any chunk was measured: median compute + the margin."""
     snap = snapshot if snapshot is not None else pipeline.snapshot()
-    ms = snap.get("compute_med_ms", 0.0) + snap.get("margin_ms", 0.0)
+    ms = snap.get("held_med_ms", float("nan"))
+    if not math.isfinite(ms):
+        compute = snap.get("compute_med_ms", 0.0)
+        ms = (compute if math.isfinite(compute) else 0.0) + snap.get("margin_ms", 0.0)
     for stream in (pipeline.mic, pipeline.speaker):
         ms += sum(device_delay_ms(stream) or ())
     return pipeline.sep.total_latency_samples / SAMPLE_RATE + ms / 1000.0

@@ -329,6 +329,13 @@ class SpeakerStream(_DeviceStream):
             if skip:
                 ring.discard(skip)
 
+    @property
+    def queued_s(self) -> float:
+        """Seconds of audio queued ahead of the device now (what a sample written now
+        waits before PortAudio takes it; 0 before start)."""
+        ring = self._ring
+        return ring.available / self.samplerate if ring is not None else 0.0
+
     def write(self, samples: np.ndarray, timeout: float = 0.0) -> int:
         """Queue 11025 Hz mono samples, shape (n,), for playback.
 

@@ -28,7 +28,11 @@ class WorkerStats:
     late: chunks whose compute took longer than their duration; rtf: worker busy time /
     audio time over the last RTF_WINDOW_S of audio; nonfinite: outputs with NaN/Inf (muted);
     repaired: input samples that were NaN/Inf, replaced by silence before the model;
-    visual_*: vision runs, skips (worker behind) and deferrals (waiting for slack)."""
+    visual_*: vision runs, skips (worker behind) and deferrals (waiting for slack);
+    held_med_ms: median over the last `HELD_CHUNKS` chunks of how long a chunk's audio was
+    held beyond the algorithmic latency, measured when the chunk went to the speaker: its
+    wait in the microphone's backlog and the compute, plus the audio queued ahead of it in
+    the speaker (nan without a live speaker)."""
 
     audio_s: float = 0.0
     chunks: int = 0
@@ -42,6 +46,7 @@ class WorkerStats:
     vision_med_ms: float = float("nan")
     visual_updates: int = 0
     visual_skipped: int = 0
+    held_med_ms: float = float("nan")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -52,6 +57,7 @@ class WorkerCounters:
     worker runs; `publish` hands out the immutable view)."""
 
     RTF_WINDOW_S = 5.0
+    HELD_CHUNKS = 50      # ~2 s at the default hop: follows a latency that a stall changed
 
     def __init__(self, chunk_ms: float, history: int = 4000):
         self.chunk_ms = float(chunk_ms)
@@ -62,6 +68,7 @@ class WorkerCounters:
         self.visual_ms: collections.deque = collections.deque(maxlen=1000)
         self.visual_updates = self.visual_skipped = 0
         self._busy: collections.deque = collections.deque(maxlen=history)  # (audio s, busy s)
+        self.held_ms: collections.deque = collections.deque(maxlen=self.HELD_CHUNKS)
 
     def record_chunks(self, n: int, busy_s: float) -> None:
         """n chunks came out of one feed that took busy_s seconds."""
@@ -92,4 +99,4 @@ class WorkerCounters:
             compute_med_ms=percentile_ms(ms, 50), compute_p95_ms=percentile_ms(ms, 95),
             compute_p99_ms=percentile_ms(ms, 99), rtf=self.rtf(),
             vision_med_ms=percentile_ms(self.visual_ms, 50), visual_updates=self.visual_updates,
-            visual_skipped=self.visual_skipped)
+            visual_skipped=self.visual_skipped, held_med_ms=percentile_ms(self.held_ms, 50))

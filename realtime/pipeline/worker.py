@@ -14,7 +14,8 @@ Threads and what connects them:
 * vision thread (`realtime.pipeline.vision_thread`, live only): the frame net on
   the newest frame, so a chunk never waits for it. An update still running when
   the next is due, or asked for while the worker is more than one chunk behind,
-  is skipped (video work goes first, audio stays continuous) and sets
+  is skipped (video work goes first, audio stays continuous; yet at least one every
+  `VISION_STARVED_S` of audio is asked for) and sets
   `degraded`, which the HUD and the log show. Offline, vision runs inline.
 * writer thread (`BackgroundWriter`, queue of 256 jobs): WAV sinks.
 * once the device streams run, every thread but their callbacks gets a higher nice
@@ -51,6 +52,10 @@ DEVICE_STOP_S = 5.0       # a device still stopping after this (beyond the drain
 __all__ = ["Pipeline", "ViewState"]
 
 READ_BLOCK = HOP      # samples per microphone read: one STFT hop (23.2 ms)
+# A worker that stays behind still asks for a vision update this often (seconds of audio):
+# else, on a machine too slow for real time, the picture would be analysed once at the
+# start and the selection and heatmap would never follow the scene.
+VISION_STARVED_S = 2.0
 
 
 class Pipeline:
@@ -111,6 +116,7 @@ class Pipeline:
         self.stats = WorkerStats()
         self._min_lag = None
         self._visual_due = 0.0
+        self._visual_asked = float("-inf")   # audio time of the last vision request (s)
         self._degraded_until = 0.0
         self.t_start = None
 
@@ -291,6 +297,9 @@ class Pipeline:
         out_pos = c.produced
         if isolated.shape[0]:
             if self.speaker is not None:
+                queued = getattr(self.speaker, "queued_s", None)
+                if self.realtime and queued is not None:
+                    c.held_ms.append(1000.0 * (self._backlog_s() + queued))
                 self.speaker.write(isolated)
             c.produced += isolated.shape[0]
         for sink in self.sinks:
@@ -299,13 +308,16 @@ class Pipeline:
             self.writer.submit(self.stems.write, self.sep.stem_chunks, out_pos,
                                block=not self.realtime)
 
-    def _behind(self) -> bool:
-        """More than one chunk of audio waiting: the worker is late."""
-        if not self.realtime:
-            return False
+    def _backlog_s(self) -> float:
+        """Seconds the newest consumed sample has waited since the microphone delivered
+        it, relative to the least wait seen (the worker's lag behind the mic's clock)."""
         lag = (time.monotonic() - self.t_start) - self.counters.consumed / MODEL_RATE
         self._min_lag = lag if self._min_lag is None else min(self._min_lag, lag)
-        return lag - self._min_lag > self.chunk_samples / MODEL_RATE
+        return lag - self._min_lag
+
+    def _behind(self) -> bool:
+        """More than one chunk of audio waiting: the worker is late."""
+        return self.realtime and self._backlog_s() > self.chunk_samples / MODEL_RATE
 
     def _maybe_update_visual(self, t_audio: float) -> float:
         """Ask for a vision update when due (live) or run it (offline); returns the
@@ -317,10 +329,13 @@ class Pipeline:
         behind = self._behind()  # also keeps the lag baseline current
         self._visual_due = max(self._visual_due + self.visual_period, t_audio)
         if self.vision is not None:
-            if behind or not self.vision.request():
+            starved = t_audio - self._visual_asked >= VISION_STARVED_S
+            if (behind and not starved) or not self.vision.request():
                 c.visual_skipped += 1
                 self._degraded_until = time.monotonic() + 2.0
                 self._publish()
+            else:
+                self._visual_asked = t_audio
             return 0.0
         t0 = time.perf_counter()
         state = self.frames.compute()

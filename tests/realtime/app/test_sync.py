@@ -26,3 +26,15 @@ def test_audio_delay_adds_latency_compute_margin_and_devices():
                                      mic=object(), speaker=speaker)
     delay = audio_delay_s(pipeline, {"compute_med_ms": 20.0, "margin_ms": 10.0})
     assert delay == pytest.approx(1280 / 11025 + 0.020 + 0.010 + 0.012)
+
+
+def test_audio_delay_uses_the_measured_hold_once_there_is_one():
+    """A busy worker holds chunks longer than compute + margin (backlog, queued bursts):
+    the measured hold replaces the estimate; before the first chunk nothing is nan."""
+    speaker = types.SimpleNamespace(_stream=types.SimpleNamespace(latency=0.012))
+    pipeline = types.SimpleNamespace(sep=types.SimpleNamespace(total_latency_samples=1280),
+                                     mic=object(), speaker=speaker)
+    held = {"held_med_ms": 95.0, "compute_med_ms": 20.0, "margin_ms": 10.0}
+    assert audio_delay_s(pipeline, held) == pytest.approx(1280 / 11025 + 0.095 + 0.012)
+    start = {"held_med_ms": float("nan"), "compute_med_ms": float("nan"), "margin_ms": 10.0}
+    assert audio_delay_s(pipeline, start) == pytest.approx(1280 / 11025 + 0.010 + 0.012)

@@ -118,7 +118,8 @@ def _find_window(env, proc, timeout=60.0):
         if wid:
             return wid[0]
         time.sleep(0.2)
-    raise AssertionError(f"no realtime-sep window (exit {proc.poll()})")
+    err = proc.stderr.read()[-2000:] if proc.poll() is not None and proc.stderr else ""
+    raise AssertionError(f"no realtime-sep window (exit {proc.poll()}) {err}")
 
 
 def _wait_audio(lines_file, seconds, timeout=30.0):

@@ -26,12 +26,23 @@ def _ours(server, kind):
     return [line.split("\t")[1] for line in names.splitlines() if "pixelplayer_" in line]
 
 
-def _start(scene_dir, extra=()):
+def _start(scene_dir, extra=(), stdout=subprocess.DEVNULL):
     cmd = [*RUNNER, "--camera", os.path.join(scene_dir, "video.mp4"), "--loop",
            "--mic", os.path.join(scene_dir, "mixture.wav"), "--headless", "--log-every", "0",
            *extra]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(cmd, cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_streaming(proc, timeout=60.0):
+    """Read the app's stdout up to the line it prints once its devices run ('audio first:
+    ...'): the virtual microphone exists before the model loads, the sound only after."""
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        if line.startswith("audio first:"):
+            return
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"the app did not start streaming (exit {proc.poll()})")
 
 
 def _wait_for_source(server, proc, timeout=30.0):
@@ -46,15 +57,17 @@ def _wait_for_source(server, proc, timeout=30.0):
 @pytest.mark.slow
 def test_virtual_microphone_carries_the_sound_and_goes_away(pulse_server):
     scene_dir, _ = cached_duet()
-    proc = _start(scene_dir, ["--speaker", "virtual:TestMic", "--duration", "8"])
+    proc = _start(scene_dir, ["--speaker", "virtual:TestMic", "--duration", "8"],
+                  stdout=subprocess.PIPE)
     try:
         _wait_for_source(pulse_server, proc)
         described = pulse_server.pactl("list", "sources").stdout
         assert "Description: TestMic" in described
-        time.sleep(1.0)
+        _wait_for_streaming(proc)
         rec = pulse_server.record(f"pixelplayer_mic_{proc.pid}")
-        time.sleep(2.0)
+        time.sleep(3.0)
         heard = rec.stop()
+        proc.stdout.read()
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
     finally:
         proc.kill()

@@ -25,11 +25,12 @@ import soundfile as sf
 from tests.realtime.doubles import REPO, RUNNER, BandEngine, cached_duet, correlation
 
 from realtime.io.audio_common import MODEL_RATE
-from realtime.io.audio_files import FileMicrophone
+from realtime.io.audio_files import FileMicrophone, WavRecorder
 from realtime.io.camera import CameraSource
 from realtime.app.session import latency_budget
 from realtime.app.loop import MainLoop
-from realtime.pipeline.worker import Pipeline
+from realtime.pipeline.worker import VISION_STARVED_S, Pipeline
+from pixelplayer.config import HOP
 from realtime.io.recordings import Recording
 from realtime.io.writers import AlignedWavSink
 from realtime.streaming.separator import StreamingSeparator
@@ -256,6 +257,57 @@ def test_slow_vision_runs_beside_the_audio_and_is_skipped_not_waited_for(duet):
     assert snap["dropped_samples"] == 0                 # no audio lost
     assert sink.isolated.size >= 3 * MODEL_RATE - p.chunk_samples
     assert any("machine too slow" in line for line in lines), lines
+
+
+class SlowSeparateEngine(BandEngine):
+    """BandEngine whose separate call takes 1.5 chunks: the worker is always behind."""
+
+    def _separate(self, audio, pixel_feats, cell_feats):
+        time.sleep(1.5 * self.spec.hop_frames * HOP / MODEL_RATE)
+        return super()._separate(audio, pixel_feats, cell_feats)
+
+
+@pytest.mark.slow
+def test_a_worker_always_behind_still_looks_at_the_picture(duet):
+    """Too slow for real time, the worker skips vision updates, yet asks for one every
+    VISION_STARVED_S of audio: the selection keeps following the scene."""
+    scene_dir, _ = duet
+    sep = StreamingSeparator(SlowSeparateEngine())
+    camera = CameraSource(os.path.join(scene_dir, "video.mp4"), pace=True, loop=True)
+    mic = FileMicrophone(os.path.join(scene_dir, "mixture.wav"), pace=True, loop=True)
+    p = Pipeline(sep, mic, None, camera, sinks=[], realtime=True, duration_s=5.0,
+                 visual_hz=10.0, initial_select="auto")
+    loop = MainLoop(p, None, None, log=lambda line: None, log_every=0)
+    p.start()
+    try:
+        assert loop.run() == "ended"
+    finally:
+        p.stop()
+    snap = p.snapshot()
+    assert snap["rtf"] > 1.2 and p.counters.visual_skipped >= 20, snap
+    assert p.counters.visual_updates >= int(5.0 / VISION_STARVED_S), snap
+
+
+class QueuedSpeaker(WavRecorder):
+    """A WAV recorder that reports a fixed 80 ms of audio queued ahead of it."""
+
+    queued_s = 0.080
+
+
+def test_the_worker_measures_how_long_chunks_are_held(duet, tmp_path):
+    """held_med_ms (behind --av-sync): the speaker's queue plus the mic backlog and compute."""
+    scene_dir, _ = duet
+    sep = StreamingSeparator(BandEngine())
+    mic = FileMicrophone(os.path.join(scene_dir, "mixture.wav"), pace=True)
+    p = Pipeline(sep, mic, QueuedSpeaker(str(tmp_path / "out.wav")), None, realtime=True,
+                 duration_s=1.5)
+    p.start()
+    try:
+        assert p.finished.wait(30)
+    finally:
+        p.stop()
+    snap = p.snapshot()
+    assert 80.0 <= snap["held_med_ms"] < 80.0 + snap["compute_p95_ms"] + 30.0, snap
 
 
 @pytest.fixture()
