@@ -2,10 +2,14 @@
 over time").
 
     python benchmarks/bench_synchrony_gap.py --world cache/world [--scenes 10] [--app]
+    python benchmarks/bench_synchrony_gap.py --world cache/world --rows fixed \
+        --window hann --skip 3          # one row of the look-ahead / window table
 
 Duets in the held-out layout from the broad world's --split (validation by default, so
 nothing reserved for held-out evaluation is read), the default model, each player's centre
-clicked, single-source SDR from SKIP_S on. One row per path, each one step nearer the app:
+clicked, single-source SDR from --skip seconds on (default 1; 3 = the context window full).
+The in-process rows stream with --hop-frames / --lookahead / --window (the app's defaults
+unless given). One row per path, each one step nearer the app (--rows picks some):
 
   offline          whole-clip masks and pick (`separate_by_synchrony`, the eval's click)
   fixed blend      the app's `StreamingSeparator` (default streaming settings), the blend
@@ -26,36 +30,23 @@ import cv2
 import numpy as np
 import torch
 
-SKIP_S = 1.0
+# --rows names -> the row each prints
+ROWS = {"offline": "offline", "fixed": "fixed blend", "rendered": "live, rendered",
+        "decoded": "live, decoded", "app": "realtime-sep"}
 FILE_FPS = 25.0   # what `write_scene` writes, and so what the app's file camera reads
 VISION_EVERY = 6  # frames between vision updates (about realtime-sep's twice a second)
 
 
 def offline_blends(model, scene) -> list:
     """Per player the `Blend` the offline click hears (None: appearance was kept)."""
-    from pixelplayer import dsp, synchrony
     from pixelplayer.eval import scene_grey_video
-    from pixelplayer.separation import _padded_mag
+    from pixelplayer.separation import synchrony_weights
+    from pixelplayer.synchrony import MOTION_FPS
     from realtime.streaming.synchrony import Blend
 
-    real, imag = dsp.stft(torch.from_numpy(scene.mixture)[None])
-    mag = dsp.magnitude(real, imag)
-    with torch.no_grad():
-        sound = model.audio_features(_padded_mag(mag, model.time_multiple))[..., :mag.shape[-1]]
-    masks = synchrony.candidate_masks(model, model.instrument_features, sound)
-    energies = synchrony.candidate_energies(masks, mag).numpy()
-    shares = energies.sum(axis=1) / float((dsp.warp(mag) ** 2).sum())
-    grey = scene_grey_video(scene)
-    levels = synchrony.candidate_levels(
-        energies, synchrony.frame_bins(energies.shape[1], len(grey), synchrony.MOTION_FPS), len(grey))
-    change = synchrony.frame_changes(grey)
-    sx, sy = grey.shape[2] / scene.size[0], grey.shape[1] / scene.size[1]
-    out = []
-    for x, y in scene.centres:
-        motion = synchrony.square_motion(change, x * sx, y * sy, synchrony.motion_half(*grey.shape[1:]))
-        pick, score = synchrony.choose(motion, levels, shares)
-        out.append(None if pick is None else Blend.from_weights(synchrony.blend_weights(score)))
-    return out
+    weights = synchrony_weights(model, torch.from_numpy(scene.mixture)[None], scene.centres,
+                                scene_grey_video(scene), MOTION_FPS, scene.size)
+    return [None if w is None else Blend.from_weights(w) for w in weights]
 
 
 def _tracker(model, fixed=False, blend=None):
@@ -105,37 +96,43 @@ def decoded_frames(path: str, shape: tuple[int, int]) -> list:
         frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
 
 
-def scene_rows(engine, model, scene, app: bool) -> dict:
+def scene_rows(engine, model, scene, rows_wanted, skip_s: float) -> dict:
     from pixelplayer.data.scenes import write_scene
-    from pixelplayer.eval import _offline_click
+    from pixelplayer.eval import offline_click
     from pixelplayer.eval_streaming import run_app
     from pixelplayer.metrics import sdr
 
-    skip = int(SKIP_S * scene.sr)
+    skip = int(skip_s * scene.sr)
     score = lambda p, est: float(sdr(scene.sources[p, skip:][None], est[skip:][None])[0])  # noqa: E731
     shape = engine.spec.vision_shape(*scene.size)
     rendered = lambda k: scene.frames_at((k + 0.5) / FILE_FPS, (shape[1], shape[0]))  # noqa: E731
-    offline, blends = _offline_click(model, scene), offline_blends(model, scene)
-    rows = {name: [] for name in ("offline", "fixed blend", "live, rendered", "live, decoded")}
-    if app:
-        rows["realtime-sep"] = []
+    blends = offline_blends(model, scene) if "fixed" in rows_wanted else None
+    offline = offline_click(model, scene) if "offline" in rows_wanted else None
+    rows = {label: [] for key, label in ROWS.items() if key in rows_wanted}
     with tempfile.TemporaryDirectory(prefix="pp_gap_") as tmp:
         write_scene(scene, tmp, mux_audio=False)
         video, mix = os.path.join(tmp, "video.mp4"), os.path.join(tmp, "mixture.wav")
-        decoded = decoded_frames(video, shape)
+        decoded = decoded_frames(video, shape) if "live, decoded" in rows else []
+        at = lambda k: decoded[k] if k < len(decoded) else None  # noqa: E731
+        paths = {
+            "offline": lambda p: offline[p],
+            "fixed blend": lambda p: stream(engine, _tracker(model, True, blends[p]), scene, p, rendered),
+            "live, rendered": lambda p: stream(engine, _tracker(model), scene, p, rendered),
+            "live, decoded": lambda p: stream(engine, _tracker(model), scene, p, at),
+            "realtime-sep": lambda p: _app_estimate(run_app, scene, video, mix, p, tmp),
+        }
         for p in range(scene.n_players):
-            rows["offline"].append(score(p, offline[p]))
-            fixed = _tracker(model, fixed=True, blend=blends[p])
-            rows["fixed blend"].append(score(p, stream(engine, fixed, scene, p, rendered)))
-            rows["live, rendered"].append(score(p, stream(engine, _tracker(model), scene, p, rendered)))
-            at = lambda k: decoded[k] if k < len(decoded) else None  # noqa: E731
-            rows["live, decoded"].append(score(p, stream(engine, _tracker(model), scene, p, at)))
-            if app:
-                x, y = scene.centres[p]
-                got = run_app(video, mix, x, y, os.path.join(tmp, f"isolated_{p}.wav"))
-                n = min(got.size, scene.mixture.size)
-                rows["realtime-sep"].append(score(p, np.pad(got[:n], (0, scene.mixture.size - n))))
+            for name in rows:
+                rows[name].append(score(p, paths[name](p)))
     return rows
+
+
+def _app_estimate(run_app, scene, video, mix, player, tmp) -> np.ndarray:
+    """The real realtime-sep's isolated sound for a click on `player`, padded to the mix."""
+    x, y = scene.centres[player]
+    got = run_app(video, mix, x, y, os.path.join(tmp, f"isolated_{player}.wav"))
+    n = min(got.size, scene.mixture.size)
+    return np.pad(got[:n], (0, scene.mixture.size - n))
 
 
 def main(argv=None) -> None:
@@ -145,24 +142,46 @@ def main(argv=None) -> None:
     p.add_argument("--scenes", type=int, default=10)
     p.add_argument("--engine", default="onnx", help="engines.load kind for the in-process rows")
     p.add_argument("--app", action="store_true", help="also run the real realtime-sep per player")
+    p.add_argument("--rows", default=None,
+                   help=f"comma-separated rows to run, of: {', '.join(ROWS)} (default: all but "
+                        "app, which --app adds)")
+    p.add_argument("--skip", type=float, default=1.0, help="score from this second on (default 1)")
+    p.add_argument("--hop-frames", type=int, default=None, help="streaming hop (default: the app's)")
+    p.add_argument("--lookahead", type=int, default=None, help="look-ahead frames (default: the app's)")
+    p.add_argument("--window", default=None, choices=("hann", "asymmetric"),
+                   help="synthesis window (default: the app's)")
     args = p.parse_args(argv)
+    wanted = [k for k in ROWS if k != "app" or args.app] if args.rows is None \
+        else [r.strip() for r in args.rows.split(",")]
+    unknown = [r for r in wanted if r not in ROWS]
+    if unknown:
+        p.error(f"--rows: unknown {unknown}; choose from {', '.join(ROWS)}")
+
+    import dataclasses
 
     import engines
+    from engines.base import EngineSpec
     from pixelplayer import checkpoint
     from pixelplayer.data.heldout import world_test_scene
     from pixelplayer.data.synthetic import SyntheticSolos
 
+    chosen = {k: v for k, v in (("hop_frames", args.hop_frames), ("lookahead", args.lookahead),
+                                ("window", args.window)) if v is not None}
+    spec = dataclasses.replace(EngineSpec(), **chosen)
     model = checkpoint.load("default").eval()
-    engine = engines.load(args.engine, model)
+    engine = engines.load(args.engine, model, spec)
     world = SyntheticSolos(args.world)
     rows: dict = {}
     for i in range(args.scenes):
-        for name, got in scene_rows(engine, model, world_test_scene(world, i, 2, split=args.split), args.app).items():
+        scene = world_test_scene(world, i, 2, split=args.split)
+        for name, got in scene_rows(engine, model, scene, wanted, args.skip).items():
             rows.setdefault(name, []).extend(got)
         print(f"scene {i + 1}/{args.scenes}: " + ", ".join(f"{k} {statistics.mean(v):.2f}" for k, v in rows.items()),
               flush=True)
-    print(f"\n{len(rows['offline'])} players of {args.scenes} world {args.split} duets, SDR from {SKIP_S:g} s, "
-          f"engine {args.engine}\n\n| path | SDR (dB) | step (dB) |\n|---|---:|---:|")
+    players = len(next(iter(rows.values())))
+    print(f"\n{players} players of {args.scenes} world {args.split} duets, SDR from {args.skip:g} s, "
+          f"engine {args.engine}, streaming H={spec.hop_frames} L={spec.lookahead} {spec.window}"
+          f"\n\n| path | SDR (dB) | step (dB) |\n|---|---:|---:|")
     last = None
     for name, v in rows.items():
         mean = statistics.mean(v)

@@ -173,7 +173,7 @@ def evaluate_streaming(model: PixelPlayer, scenes, stream_model: str = "default"
     settled_s = SETTLED_S if settled_s is None else settled_s
     got: dict[str, list] = {}
     for scene in tqdm(scenes, desc="streaming", disable=not progress):
-        offline = _offline_click(model, scene)
+        offline = offline_click(model, scene)
         for key, values in stream_scene(scene, offline, stream_model, select_by="auto",
                                         settled_s=settled_s).items():
             got.setdefault(key, []).extend(values)
@@ -189,7 +189,7 @@ def evaluate_streaming(model: PixelPlayer, scenes, stream_model: str = "default"
     return out
 
 
-def _offline_click(model: PixelPlayer, scene) -> np.ndarray:
+def offline_click(model: PixelPlayer, scene) -> np.ndarray:
     """`(P, S)` offline estimates of clicks on each player's centre, picked as realtime-sep's
     default --select-by picks: by synchrony when the model has instrument features."""
     device = next(model.parameters()).device

@@ -81,7 +81,7 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
                           clicks, grey: np.ndarray, fps: float, size: tuple[int, int],
                           pool: int = CLICK_POOL) -> tuple[torch.Tensor, list]:
     """The sound of clicked players, each a blend of the model's instrument features chosen
-    by what moves under the click (`pixelplayer.synchrony`); a click on a still picture, or
+    by what moves under the click (`synchrony_weights`); a click on a still picture, or
     a model without instrument features, keeps the appearance feature (`separate_by_pixels`).
 
     frames `(1, 3, Tf, H, W)` (appearance), mix `(1, S)`, clicks [(x, y)] in the picture's
@@ -99,10 +99,32 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
     cells = [pixel_to_cell(x, y, *size, grid_w, grid_h) for x, y in clicks]
     appearance = model.mask_from_logits(model.net_synth(
         torch.stack([pix[0].flatten(1)[:, c] for c in cells])[None], sound))[0]  # (P, 256, T)
-    protos = model.instrument_features
-    if not protos.shape[0]:
+    if not model.instrument_features.shape[0]:
         return masked_istft(appearance[None], real, imag, mix.shape[-1]), [None] * len(clicks)
-    candidates = synchrony.candidate_masks(model, protos, sound)  # (C, 256, T)
+    candidates, weights = _synchrony_blends(model, mag, sound, clicks, grey, fps, size)
+    masks = [own if w is None else torch.einsum("c,cft->ft", torch.from_numpy(w).to(candidates),
+                                                 candidates)
+             for own, w in zip(appearance, weights)]
+    picks = [None if w is None else int(np.argmax(w)) for w in weights]
+    return masked_istft(torch.stack(masks)[None], real, imag, mix.shape[-1]), picks
+
+
+@torch.no_grad()
+def synchrony_weights(model: PixelPlayer, mix: torch.Tensor, clicks, grey: np.ndarray,
+                      fps: float, size: tuple[int, int]) -> list:
+    """The blend `separate_by_synchrony` hears per click: mix `(1, S)`, the rest as there
+    -> per click weights `(C,)` over `model.instrument_features` (summing to 1), or None
+    where the picture under the click is still (appearance kept)."""
+    real, imag = dsp.stft(mix)
+    mag = dsp.magnitude(real, imag)
+    sound = model.audio_features(_padded_mag(mag, model.time_multiple))[..., :mag.shape[-1]]
+    return _synchrony_blends(model, mag, sound, clicks, grey, fps, size)[1]
+
+
+def _synchrony_blends(model, mag, sound, clicks, grey, fps, size) -> tuple[torch.Tensor, list]:
+    """(candidate masks `(C, 256, T)`, per click blend weights `(C,)` or None)."""
+    t = mag.shape[-1]
+    candidates = synchrony.candidate_masks(model, model.instrument_features, sound)
     energies = synchrony.candidate_energies(candidates, mag).cpu().numpy()
     shares = energies.sum(axis=1) / float((dsp.warp(mag) ** 2).sum())
     levels = synchrony.candidate_levels(energies, synchrony.frame_bins(t, grey.shape[0], fps),
@@ -111,17 +133,12 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
     half = synchrony.motion_half(*grey.shape[1:])
     change = synchrony.frame_changes(grey)
     totals = change.sum(axis=(1, 2), dtype=np.int64)
-    masks, picks = [], []
-    for (x, y), own in zip(clicks, appearance):
+    weights = []
+    for x, y in clicks:
         motion = synchrony.square_motion(change, x * sx, y * sy, half, totals)
         pick, score = synchrony.choose(motion, levels, shares)
-        picks.append(pick)
-        if pick is None:
-            masks.append(own)
-            continue
-        weights = torch.from_numpy(synchrony.blend_weights(score)).to(candidates)
-        masks.append(torch.einsum("c,cft->ft", weights, candidates))
-    return masked_istft(torch.stack(masks)[None], real, imag, mix.shape[-1]), picks
+        weights.append(None if pick is None else synchrony.blend_weights(score))
+    return candidates, weights
 
 
 BLOCK_FRAMES = 8  # STFT frames (~186 ms) per time block of the clustering profiles

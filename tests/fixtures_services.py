@@ -230,13 +230,15 @@ class XvfbServer:
         self.size = size
         self.proc: subprocess.Popen | None = None
         self.display = ""
+        self.log_path = os.path.join(tempfile.mkdtemp(prefix="xvfb-"), "xvfb.log")
 
     def start(self, timeout: float = 10.0) -> "XvfbServer":
         r, w = os.pipe()
         try:
-            self.proc = subprocess.Popen(
-                ["Xvfb", "-displayfd", str(w), "-screen", "0", self.size, "-nolisten", "tcp"],
-                pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with open(self.log_path, "w") as log:
+                self.proc = subprocess.Popen(
+                    ["Xvfb", "-displayfd", str(w), "-screen", "0", self.size, "-nolisten", "tcp"],
+                    pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=log)
         finally:
             os.close(w)
         number = self._read_display(r, timeout)
@@ -261,6 +263,14 @@ class XvfbServer:
         finally:
             os.close(fd)
         return buf.decode().strip()
+
+    def status(self) -> str:
+        """For failure messages: whether the server runs, and the end of its log."""
+        with open(self.log_path, errors="replace") as f:
+            tail = " | ".join(f.read().strip().splitlines()[-5:])
+        state = "running" if self.proc is not None and self.proc.poll() is None else \
+            f"exited {self.proc.poll() if self.proc else None}"
+        return f"Xvfb {state}; its log: {tail or '(empty)'}"
 
     def screenshot(self, path: str) -> str:
         """Grab the whole screen to a PNG with ffmpeg's x11grab."""

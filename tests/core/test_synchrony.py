@@ -115,7 +115,7 @@ def test_default_model_picks_each_player_by_its_motion(default_model):
     still video keeps the appearance features."""
     from pixelplayer.eval import scene_frames, scene_grey_video
     from pixelplayer.metrics import sdr
-    from pixelplayer.separation import separate_by_synchrony
+    from pixelplayer.separation import separate_by_synchrony, synchrony_weights
 
     gains, distinct = [], 0
     for seed in range(3, 8):
@@ -127,6 +127,11 @@ def test_default_model_picks_each_player_by_its_motion(default_model):
         est, picks = separate_by_synchrony(default_model, frames, mix, clicks, grey,
                                            synchrony.MOTION_FPS, scene.size)
         assert None not in picks
+        weights = synchrony_weights(default_model, mix, clicks, grey, synchrony.MOTION_FPS,
+                                    scene.size)
+        assert [int(np.argmax(w)) for w in weights] == picks
+        assert all(abs(w.sum() - 1.0) < 1e-9 and 1 <= (w > 0).sum() <= synchrony.BLEND_CANDIDATES
+                   for w in weights), weights
         distinct += picks[0] != picks[1]
         sources = torch.from_numpy(scene.sources)
         gains += list(sdr(sources, est[0]) - sdr(sources, mix.expand(2, -1)))
@@ -135,6 +140,8 @@ def test_default_model_picks_each_player_by_its_motion(default_model):
     kept, picks = separate_by_synchrony(default_model, frames, mix, clicks, still,
                                         synchrony.MOTION_FPS, scene.size)
     assert picks == [None, None]
+    assert synchrony_weights(default_model, mix, clicks, still, synchrony.MOTION_FPS,
+                             scene.size) == [None, None]
     from pixelplayer.separation import pixel_to_cell, separate_by_pixels
 
     grid_h, grid_w = frames.shape[-2] // 16, frames.shape[-1] // 16

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from tests.realtime.doubles import REPO, RUNNER
-from tests.realtime.app.test_window import _find_window, _wait_painted, _window_origin
+from tests.realtime.app.test_window import _find_window, _wait_painted, _window_origin, twice
 
 FPS = 25
 SIZE = (320, 240)
@@ -82,7 +82,8 @@ def _measure(capture):
 
 
 def _run(tmp_path, display, sync):
-    tmp_path.mkdir()
+    tmp_path = tmp_path / f"try{len(os.listdir(tmp_path))}" if tmp_path.exists() else tmp_path
+    tmp_path.mkdir(parents=True)
     video, wav = _write_inputs(str(tmp_path))
     env = {**os.environ, "DISPLAY": display.display}
     cmd = [*RUNNER, "--camera", video, "--mic", wav, "--speaker", "spk_sink",
@@ -93,7 +94,7 @@ def _run(tmp_path, display, sync):
     try:
         wid = _find_window(env, proc)
         x, y = _window_origin(env, wid, SIZE)
-        _wait_painted(display, tmp_path / "painted.png", (x, y), SIZE)
+        _wait_painted(display, tmp_path / "painted.png", (x, y), SIZE, proc)
         grab = subprocess.Popen(
             ["ffmpeg", "-v", "error", "-y", "-t", str(SECONDS), "-f", "x11grab",
              "-framerate", "100", "-video_size", "64x64",
@@ -111,8 +112,8 @@ def _run(tmp_path, display, sync):
 
 @pytest.mark.slow
 def test_the_window_shows_the_picture_as_late_as_the_sound(pulse_server, xvfb_display, tmp_path):
-    synced = _run(tmp_path / "on", xvfb_display, "on")
-    newest = _run(tmp_path / "off", xvfb_display, "off")
+    synced = twice(lambda: _run(tmp_path / "on", xvfb_display, "on"))
+    newest = twice(lambda: _run(tmp_path / "off", xvfb_display, "off"))
     frame = 1.0 / FPS
     print(f"A/V offset (sound after picture): {1000 * synced:.0f} ms with --av-sync on, "
           f"{1000 * newest:.0f} ms off")

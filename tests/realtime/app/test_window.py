@@ -8,9 +8,11 @@ model (`realtime_doubles.BandEngine`: left half of the picture = below
 the output from the guitar's low band to the violin's high band.
 """
 
+import json
 import os
 import re
 import subprocess
+import sys
 import time
 
 import cv2
@@ -21,7 +23,7 @@ import soundfile as sf
 from tests.realtime.doubles import REPO, RUNNER, band_energy_ratio, cached_duet, correlation
 
 from realtime.app.view import HUD_HEIGHT, annotate
-from realtime.app.window import Window, display_available
+from realtime.app.window import display_available
 
 pytestmark = pytest.mark.slow  # subprocesses driving a real window on a real display
 
@@ -72,37 +74,21 @@ def test_display_available_needs_a_reachable_server():
     assert not display_available({"DISPLAY": ":987"})          # no such X socket
 
 
+def run_probe(*args) -> dict:
+    """`window_probes` in a child process (see there why): its JSON result."""
+    out = subprocess.run([sys.executable, "-m", "tests.realtime.app.window_probes", *args],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_window_reports_clicks_on_the_picture_only(xvfb_display):
     """Real Qt window + xdotool: a click on the picture is reported in picture
     pixels, a click on the HUD strip below it is ignored, a shift-click says so."""
-    assert display_available()
-    win = Window("rt-click-test")
-    try:
-        img = annotate(np.full((200, 300, 3), 90, np.uint8), None, None, ["hud"])
-        wid = ""
-        for _ in range(100):
-            win.show(img)
-            win.poll(20)
-            wid = subprocess.run(["xdotool", "search", "--name", "rt-click-test"],
-                                 capture_output=True, text=True).stdout.split()
-            if wid:
-                wid = wid[0]
-                break
-        assert wid, "window not found"
-        for x, y in ((150, 80), (150, 200 + HUD_HEIGHT // 2)):   # picture, then HUD
-            subprocess.run(["xdotool", "mousemove", "--window", wid, str(x), str(y), "click", "1"],
-                           check=True)
-            for _ in range(15):
-                win.poll(20)
-        assert win.take_clicks() == [(150, 80, False)]
-        subprocess.run(["xdotool", "mousemove", "--window", wid, "40", "30", "keydown", "shift",
-                        "click", "1", "keyup", "shift"], check=True)
-        for _ in range(15):
-            win.poll(20)
-        assert win.take_clicks() == [(40, 30, True)]
-        assert not win.closed
-    finally:
-        win.close()
+    got = run_probe("clicks")
+    assert got["display"] and got["found"], got
+    assert got["plain"] == [[150, 80, False]] and got["shift"] == [[40, 30, True]], got
+    assert not got["closed"]
 
 
 # ------------------------------------------------------------ end to end
@@ -140,14 +126,41 @@ def _shot(xvfb, path, origin, size):
     return img[y0:y0 + h, x0:x0 + w]
 
 
-def _wait_painted(xvfb, path, origin, size, timeout=15.0):
-    """Wait until the window's picture is on screen (not the black root window)."""
+class NeverPainted(AssertionError):
+    """The app's window stayed black on the X screen.
+
+    Seen on Xvfb in ~1 of 5 runs here (2026-12-03): the window has its final size, the
+    app's main loop keeps showing frames (a faulthandler dump had it in waitKey, every
+    thread where it should be) and yet neither ffmpeg's x11grab nor a plain X GetImage
+    (Pillow) ever sees a pixel of it. The same app in the next run is painted at once.
+    `twice` runs such a run again, once, so the test judges the app and not that glitch.
+    """
+
+
+def twice(run):
+    """run() again if it raised NeverPainted (once); its result."""
+    try:
+        return run()
+    except NeverPainted as first:
+        print(f"retrying once: {first}")
+        return run()
+
+
+def _wait_painted(xvfb, path, origin, size, proc, timeout=15.0):
+    """Wait until the window's picture is on screen (not the black root window); the
+    failure says whether the app was still running and what the screen held."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         if _shot(xvfb, path, origin, size).mean() > 20:
             return
         time.sleep(0.3)
-    raise AssertionError("the window was never painted")
+    screen = cv2.imread(xvfb.screenshot(str(path)))
+    lit = np.argwhere(screen.max(axis=2) > 20)
+    where = f"lit pixels {lit.min(0)}..{lit.max(0)}" if lit.size else "the screen is black"
+    err = proc.stderr.read()[-2000:] if proc.poll() is not None and proc.stderr else ""
+    kind = NeverPainted if proc.poll() in (None, 0) else AssertionError
+    raise kind(f"the window was never painted at {origin} (app exit {proc.poll()}, {where}; "
+               f"{xvfb.status()}) {err}")
 
 
 def _window_origin(env, wid, size):
@@ -163,14 +176,14 @@ def _window_origin(env, wid, size):
     return tuple(int(v) for v in re.search(r"Position: (\d+),(\d+)", geo).groups())
 
 
-def _play_with_the_window(env, xvfb, wid, origin, size, click, log, tmp_path) -> dict:
+def _play_with_the_window(env, xvfb, proc, wid, origin, size, click, log, tmp_path) -> dict:
     """Click, then h, space (twice), r (twice), q, like a user; screenshots of
     the picture area on the way: {'on', 'off', 'frozen_a', 'frozen_b'}."""
     def key(name, wait):
         _xdo(env, "key", "--window", wid, name)
         time.sleep(wait)
 
-    _wait_painted(xvfb, tmp_path / "first.png", origin, size)
+    _wait_painted(xvfb, tmp_path / "first.png", origin, size, proc)
     _wait_audio(log, 2.0)
     _xdo(env, "mousemove", "--window", wid, str(click[0]), str(click[1]), "click", "1")
     time.sleep(2.5)
@@ -189,6 +202,12 @@ def _play_with_the_window(env, xvfb, wid, origin, size, click, log, tmp_path) ->
 
 
 def test_click_isolates_the_player_and_keys_work(xvfb_display, tmp_path):
+    twice(lambda: _click_isolates_the_player_and_keys_work(xvfb_display, tmp_path))
+
+
+def _click_isolates_the_player_and_keys_work(xvfb_display, tmp_path):
+    tmp_path = tmp_path / f"try{len(os.listdir(tmp_path))}"
+    tmp_path.mkdir()
     scene_dir, meta = cached_duet()
     env = {**os.environ, "DISPLAY": xvfb_display.display}
     out, rec_dir, log = tmp_path / "iso.wav", tmp_path / "rec", tmp_path / "stdout.txt"
@@ -204,7 +223,7 @@ def test_click_isolates_the_player_and_keys_work(xvfb_display, tmp_path):
     try:
         wid = _find_window(env, proc)
         origin = _window_origin(env, wid, (w, h))
-        shots = _play_with_the_window(env, xvfb_display, wid, origin, (w, h), click, log, tmp_path)
+        shots = _play_with_the_window(env, xvfb_display, proc, wid, origin, (w, h), click, log, tmp_path)
         proc.wait(timeout=20)
     finally:
         proc.kill()

@@ -4,8 +4,10 @@ test that the GUI tests build on."""
 import functools
 import http.server
 import itertools
+import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -13,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.realtime.doubles import REPO
 from realtime.io.camera import CameraError, CameraInfo, CameraSource, list_cameras
 
 FPS = 30
@@ -158,25 +161,18 @@ def test_stop_is_idempotent_and_ends_the_thread(clip):
 
 @pytest.mark.slow
 def test_xvfb_window_is_visible_to_xdotool_and_screenshots(xvfb_display, tmp_path):
-    title = "pixelplayer-smoke"
-    red = np.zeros((120, 160, 3), np.uint8)
-    red[:] = (0, 0, 255)
-    cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
+    """A real HighGUI window (in a child process: tests.realtime.app.window_probes) is
+    found by xdotool and its red picture is on ffmpeg's screenshot."""
+    probe = subprocess.Popen([sys.executable, "-m", "tests.realtime.app.window_probes", "smoke"],
+                             cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     try:
-        cv2.imshow(title, red)
-        found = ""
-        for _ in range(50):
-            cv2.waitKey(20)
-            found = subprocess.run(["xdotool", "search", "--name", title],
-                                   capture_output=True, text=True).stdout.strip()
-            if found:
-                break
-        assert found, "xdotool did not find the OpenCV window"
-        for _ in range(10):
-            cv2.waitKey(20)
-        shot = cv2.imread(xvfb_display.screenshot(str(tmp_path / "screen.png")))
+        found = json.loads(probe.stdout.readline() or "{}").get("found")
+        path = xvfb_display.screenshot(str(tmp_path / "screen.png")) if found else None
+        _, err = probe.communicate("done\n", timeout=60)
     finally:
-        cv2.destroyWindow(title)
-        cv2.waitKey(1)
+        probe.kill()
+    assert found, f"xdotool did not find the OpenCV window: {err[-1000:]}"
+    shot = cv2.imread(path)
     assert shot.shape == (720, 1280, 3)
     assert np.all(shot == (0, 0, 255), axis=2).sum() >= 160 * 120
