@@ -31,8 +31,8 @@ class WorkerStats:
     visual_*: vision runs, skips (worker behind) and deferrals (waiting for slack);
     held_med_ms: median over the last `HELD_CHUNKS` chunks of how long a chunk's audio was
     held beyond the algorithmic latency, measured when the chunk went to the speaker: its
-    wait in the microphone's backlog and the compute, plus the audio queued ahead of it in
-    the speaker (nan without a live speaker)."""
+    wait behind the microphone's clock (backlog + compute, less the least such wait seen),
+    plus the audio queued ahead of it in the speaker (nan without a live speaker)."""
 
     audio_s: float = 0.0
     chunks: int = 0

@@ -322,7 +322,8 @@ class Pipeline:
     def _maybe_update_visual(self, t_audio: float) -> float:
         """Ask for a vision update when due (live) or run it (offline); returns the
         seconds the worker spent on it. Live, an update is skipped (`degraded`) while the
-        previous one still runs or when the worker is more than a chunk behind."""
+        previous one still runs, or when the worker is more than a chunk behind unless
+        none was asked for in the last VISION_STARVED_S of audio."""
         if t_audio < self._visual_due:
             return 0.0
         c = self.counters

@@ -220,6 +220,15 @@ def test_recording_started_mid_stream_lines_mixture_up_with_isolated(duet, tmp_p
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 10 and cap.read()[0]
 
 
+def _run_to_end(p, loop) -> None:
+    """Start the pipeline, run its main loop until the input ends, stop it."""
+    p.start()
+    try:
+        assert loop.run() == "ended"
+    finally:
+        p.stop()
+
+
 class SlowVisionEngine(BandEngine):
     """BandEngine whose vision takes 150 ms: more than a 93 ms chunk. Notes its threads."""
 
@@ -245,11 +254,7 @@ def test_slow_vision_runs_beside_the_audio_and_is_skipped_not_waited_for(duet):
                  visual_hz=10.0, initial_select=tuple(meta["players"][1]["centre"]))
     lines = []
     loop = MainLoop(p, None, None, log=lines.append, log_every=0.5)
-    p.start()
-    try:
-        assert loop.run() == "ended"
-    finally:
-        p.stop()
+    _run_to_end(p, loop)
     snap = p.snapshot()
     assert engine.threads == {"vision"}, engine.threads
     assert p.counters.visual_updates >= 8 and p.counters.visual_skipped >= 5, snap
@@ -278,11 +283,7 @@ def test_a_worker_always_behind_still_looks_at_the_picture(duet):
     p = Pipeline(sep, mic, None, camera, sinks=[], realtime=True, duration_s=5.0,
                  visual_hz=10.0, initial_select="auto")
     loop = MainLoop(p, None, None, log=lambda line: None, log_every=0)
-    p.start()
-    try:
-        assert loop.run() == "ended"
-    finally:
-        p.stop()
+    _run_to_end(p, loop)
     snap = p.snapshot()
     assert snap["rtf"] > 1.2 and p.counters.visual_skipped >= 20, snap
     assert p.counters.visual_updates >= int(5.0 / VISION_STARVED_S), snap
@@ -496,11 +497,7 @@ def test_headless_video_renders_each_camera_frame_once(duet):
     p = Pipeline(sep, mic, None, camera, duration_s=2.0, initial_select="auto")
     video = _NullVideo()
     loop = _CountingLoop(p, None, video, log=lambda s: None, log_every=0)
-    p.start()
-    try:
-        assert loop.run() == "ended"
-    finally:
-        p.stop()
+    _run_to_end(p, loop)
     seconds = 2.0 + 0.5
     assert video.frames >= 20, video.frames
     # One render per new frame, plus a refresh every 0.25 s when none comes.
