@@ -43,8 +43,11 @@ def save(model: PixelPlayer, path: str | Path, extra: dict | None = None) -> Pat
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    extra = dict(extra or {})
+    if model.instrument_names and len(model.instrument_names) == model.instrument_features.shape[0]:
+        extra.setdefault("instruments", list(model.instrument_names))  # what load() restores
     meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
-            "config": model.config.to_dict(), "extra": extra or {}}
+            "config": model.config.to_dict(), "extra": extra}
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 

@@ -79,10 +79,16 @@ def mix_and_separate_loss(model: PixelPlayer, frames: torch.Tensor, audios: torc
                           mix: torch.Tensor, mask_type: str = "binary",
                           streaming: StreamingLoss | None = None) -> torch.Tensor:
     """The training loss of one batch (scalar)."""
+    return conditioned_loss(model, model.clip_features(frames), audios, mix, mask_type, streaming)
+
+
+def conditioned_loss(model: PixelPlayer, feats: torch.Tensor, audios: torch.Tensor,
+                     mix: torch.Tensor, mask_type: str = "binary",
+                     streaming: StreamingLoss | None = None) -> torch.Tensor:
+    """The loss of one batch given each source's visual feature `(B, N, K)` (scalar)."""
     with torch.autocast(device_type=mix.device.type, enabled=False):
         spec = batch_spectra(audios.float(), mix.float(), model.time_multiple)
         gt, weight = targets(spec, mask_type)
-    feats = model.clip_features(frames)  # shared by both terms
     logits = model.net_synth(feats, model.audio_features(spec.mag_mix))
     loss = _mask_loss(model, logits, gt, weight, mask_type)
     if streaming is not None and streaming.weight > 0:

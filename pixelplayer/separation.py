@@ -35,22 +35,30 @@ def masked_istft(masks: torch.Tensor, real: torch.Tensor, imag: torch.Tensor,
 
 
 @torch.no_grad()
-def separate_by_clips(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
-    """Each clip's sound from a mixture: frames `(B, N, 3, Tf, H, W)`, mix `(B, S)` -> `(B, N, S)`."""
+def separate_by_features(model: PixelPlayer, feats: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Each source's sound from a mixture, given its visual feature: feats `(B, N, K)`,
+    mix `(B, S)` -> `(B, N, S)`."""
     real, imag = dsp.stft(mix)
     t = real.shape[-1]
-    logits = model.separate(frames, _padded_mag(dsp.magnitude(real, imag), model.time_multiple))
+    sound = model.audio_features(_padded_mag(dsp.magnitude(real, imag), model.time_multiple))
+    logits = model.net_synth(feats, sound)
     return masked_istft(model.mask_from_logits(logits)[..., :t], real, imag, mix.shape[-1])
 
 
 @torch.no_grad()
-def separate_streaming(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor,
+def separate_by_clips(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Each clip's sound from a mixture: frames `(B, N, 3, Tf, H, W)`, mix `(B, S)` -> `(B, N, S)`."""
+    return separate_by_features(model, model.clip_features(frames), mix)
+
+
+@torch.no_grad()
+def separate_streaming(model: PixelPlayer, feats: torch.Tensor, mix: torch.Tensor,
                        context: int = 128, hop: int = 4, mirror: bool = True) -> torch.Tensor:
-    """`separate_by_clips` as the live app hears it: every `hop` STFT frames the U-Net sees
-    only the newest `context` frames (silence before the clip) and the masks of the newest
-    `hop` frames are kept. frames `(B, N, 3, Tf, H, W)`, mix `(B, S)` -> `(B, N, S)`."""
+    """`separate_by_features` as the live app hears it: every `hop` STFT frames the U-Net
+    sees only the newest `context` frames (silence before the clip) and the masks of the
+    newest `hop` frames are kept. feats `(B, N, K)`, mix `(B, S)` -> `(B, N, S)`."""
     real, imag = dsp.stft(mix)
-    logits = streaming_logits(model, model.clip_features(frames), dsp.magnitude(real, imag), context, hop, mirror)
+    logits = streaming_logits(model, feats, dsp.magnitude(real, imag), context, hop, mirror)
     return masked_istft(model.mask_from_logits(logits), real, imag, mix.shape[-1])
 
 

@@ -52,7 +52,9 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (and save) when this wall-clock budget is spent
     streaming: StreamingLoss | None = None  # extra loss on the masks a live separator keeps
     init: str | None = None  # start from these weights ("default" or a checkpoint path)
-    objective: str = "mix"  # "mix": mix-and-separate; "style": style distillation (frame net)
+    # "mix": mix-and-separate; "style": style distillation (frame net); "instrument": the
+    # audio side conditioned on the instrument features (pixelplayer.instrument_finetune)
+    objective: str = "mix"
     freeze: tuple[str, ...] = ()  # nets kept as they are ("frame", "sound", "synth"): eval mode
     progress: bool = True
 
@@ -60,6 +62,8 @@ class TrainConfig:
         unknown = set(self.freeze) - set(NETS)
         if unknown:
             raise ValueError(f"cannot freeze {', '.join(sorted(unknown))}: the nets are {', '.join(NETS)}")
+        if self.objective == "instrument":  # that objective never runs the frame net
+            self.freeze = tuple(sorted(set(self.freeze) | {"frame"}))
         if set(self.freeze) == set(NETS):
             raise ValueError("--freeze: every net frozen leaves nothing to train")
 
@@ -139,8 +143,12 @@ def make_objective(net: PixelPlayer, cfg: TrainConfig) -> torch.nn.Module:
         from .style_distill import StyleObjective
 
         return StyleObjective(net)
+    if cfg.objective == "instrument":
+        from .instrument_finetune import InstrumentMixObjective
+
+        return InstrumentMixObjective(net, cfg.mask, cfg.streaming)
     if cfg.objective != "mix":
-        raise ValueError(f"unknown objective {cfg.objective!r} (mix or style)")
+        raise ValueError(f"unknown objective {cfg.objective!r} (mix, style or instrument)")
     return MixSeparateObjective(net, cfg.mask, cfg.streaming)
 
 
@@ -173,14 +181,14 @@ def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, shuffle: bool, s
                       pin_memory=torch.cuda.is_available(), persistent_workers=cfg.workers > 0)
 
 
-def read_init(source: str, config: ModelConfig) -> dict:
-    """Fine-tuning start: the float32 state dict of `source` ("default" or a checkpoint),
-    which must have this configuration (ValueError / CheckpointError otherwise)."""
+def read_init(source: str, config: ModelConfig) -> PixelPlayer:
+    """Fine-tuning start: the float32 model `source` ("default" or a checkpoint), which
+    must have this configuration (ValueError / CheckpointError otherwise)."""
     other = checkpoint.load(source)
     if other.config != config:
         raise ValueError(f"--init {source} has config {other.config.to_dict()}, the model "
                          f"being trained {config.to_dict()} (pick the same --preset/--k/...)")
-    return {k: v.float() if v.is_floating_point() else v for k, v in other.state_dict().items()}
+    return other.float()
 
 
 def selection_metric(record: dict) -> float:
@@ -208,7 +216,9 @@ def train(cfg: TrainConfig, train_set: Dataset, validate=None) -> TrainResult:
         model_cfg = dataclasses.replace(model_cfg, mask_activation="relu")
     model = PixelPlayer(model_cfg)
     if cfg.init:
-        model.load_state_dict(checkpoint.fit_optional_state(model, read_init(cfg.init, model.config)))
+        start = read_init(cfg.init, model.config)
+        model.load_state_dict(checkpoint.fit_optional_state(model, start.state_dict()))
+        model.instrument_names = start.instrument_names
         log.info("initialised from %s", cfg.init)
     model = model.to(device)
     optim = make_optimizer(model, cfg)

@@ -42,6 +42,11 @@ def get_parser() -> argparse.ArgumentParser:
                       help="train the frame net alone to give broad-world scenes the features "
                            "the --init model gives its instruments' Noto pictures "
                            "(pixelplayer.style_distill); validation as with --world")
+    data.add_argument("--instrument-features", action="store_true",
+                      help="train the sound net and synthesizer alone on --world's sounds, each "
+                           "source conditioned on the --init model's feature of its instrument "
+                           "(the features a click picks among by synchrony; "
+                           "pixelplayer.instrument_finetune): no frames are rendered")
     data.add_argument("--frames", type=int, default=None, metavar="TF",
                       help="frames per clip (default 3; 1 with --world: a third of the frame-net work)")
     data.add_argument("--num-mix", type=int, default=2, help="clips mixed per example (N)")
@@ -126,6 +131,8 @@ def build_datasets(args):
     if args.style_distill and (args.world is None or not args.init):
         raise ValueError("--style-distill needs --world (its validation mixtures) and --init "
                          "(the model whose features are the targets)")
+    if args.instrument_features:
+        return instrument_datasets(args)
     if args.world is not None:
         from .data.world import WorldMixDataset, stage
 
@@ -162,13 +169,33 @@ def build_datasets(args):
     return train_set, val_set
 
 
+def instrument_datasets(args):
+    """(train, validation) sets of `--instrument-features`: labelled mixtures of --world."""
+    from .checkpoint import load
+    from .data.world import WorldMix
+    from .instrument_finetune import InstrumentMixDataset
+
+    if args.world is None or not args.init or args.data or args.music_train or args.style_distill:
+        raise ValueError("--instrument-features takes --world and --init (the model whose "
+                         "instrument features condition the sources), without --data, "
+                         "--music-train or --style-distill")
+    names = load(args.init).instrument_names
+    if not names:
+        raise ValueError(f"--init {args.init} has no instrument features "
+                         "(scripts/attach_instrument_features.py adds them)")
+    world = str(args.world)
+    return (InstrumentMixDataset(world, "train", names, WorldMix(num_mix=args.num_mix)),
+            InstrumentMixDataset(world, "val", names, WorldMix(num_mix=args.num_mix, train=False)))
+
+
 def make_validator(val_set, n_mixtures: int, batch_size: int,
                    streaming: StreamingLoss | None = None, stream_hop: int = 4):
     """validate(model) -> {"val_sdr", "val_sir", "val_sar"}: BSS Eval on fixed mixtures;
     with `streaming`, also "val_stream_sdr": the same mixtures separated window by window
     as the live app does (C = streaming.context, `stream_hop` frames per step)."""
     from .metrics import audible, bss_eval
-    from .separation import separate_by_clips, separate_streaming
+    from .instrument_finetune import item_features
+    from .separation import separate_by_features, separate_streaming
 
     indices = list(range(min(n_mixtures, len(val_set))))
 
@@ -177,10 +204,10 @@ def make_validator(val_set, n_mixtures: int, batch_size: int,
         scores = {"sdr": [], "sir": [], "sar": []}
         for start in range(0, len(indices), batch_size):
             items = [val_set[i] for i in indices[start:start + batch_size]]
-            frames = torch.stack([it["frames"] for it in items]).to(device)
+            feats = item_features(model, items, device)
             mix = torch.stack([it["mix"] for it in items]).to(device)
-            est = separate_by_clips(model, frames, mix).cpu()
-            live = (separate_streaming(model, frames, mix, streaming.context, stream_hop,
+            est = separate_by_features(model, feats, mix).cpu()
+            live = (separate_streaming(model, feats, mix, streaming.context, stream_hop,
                                        streaming.mirror).cpu() if streaming else est)
             for it, e, e_live in zip(items, est, live):
                 if audible(it["audios"]):
@@ -208,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             val_mixtures=args.val_mixtures,
             seed=args.seed, resume=args.resume, max_minutes=args.max_minutes,
             streaming=streaming_loss(args, config), init=args.init,
-            objective="style" if args.style_distill else "mix",
+            objective=("style" if args.style_distill else
+                       "instrument" if args.instrument_features else "mix"),
             freeze=tuple(n for n in args.freeze.split(",") if n))
         if args.cpu_bf16:
             check_cpu_bf16()
