@@ -5,6 +5,7 @@ Multi-GPU / multi-node: `torchrun --nproc_per_node=G -m pixelplayer.train_cli ..
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -46,7 +47,8 @@ def get_parser() -> argparse.ArgumentParser:
                       help="train the sound net and synthesizer alone on --world's sounds, each "
                            "source conditioned on the --init model's feature of its instrument "
                            "(the features a click picks among by synchrony; "
-                           "pixelplayer.instrument_finetune): no frames are rendered")
+                           "pixelplayer.instrument_finetune): no frames are rendered; with --data, the "
+                           "original world's sounds join training (validation stays on --world)")
     data.add_argument("--frames", type=int, default=None, metavar="TF",
                       help="frames per clip (default 3; 1 with --world: a third of the frame-net work)")
     data.add_argument("--num-mix", type=int, default=2, help="clips mixed per example (N)")
@@ -175,17 +177,20 @@ def instrument_datasets(args):
     from .data.world import WorldMix
     from .instrument_finetune import InstrumentMixDataset
 
-    if args.world is None or not args.init or args.data or args.music_train or args.style_distill:
+    if args.world is None or not args.init or args.music_train or args.style_distill:
         raise ValueError("--instrument-features takes --world and --init (the model whose "
-                         "instrument features condition the sources), without --data, "
-                         "--music-train or --style-distill")
+                         "instrument features condition the sources), without --music-train "
+                         "or --style-distill")
     names = load(args.init).instrument_names
     if not names:
         raise ValueError(f"--init {args.init} has no instrument features "
                          "(scripts/attach_instrument_features.py adds them)")
-    world = str(args.world)
-    return (InstrumentMixDataset(world, "train", names, WorldMix(num_mix=args.num_mix)),
-            InstrumentMixDataset(world, "val", names, WorldMix(num_mix=args.num_mix, train=False)))
+    world, mix = str(args.world), WorldMix(num_mix=args.num_mix)
+    train_set = InstrumentMixDataset(world, "train", names, mix)
+    if args.data is not None:  # the original world's sounds too, so they are not forgotten
+        train_set = torch.utils.data.ConcatDataset(
+            [train_set, InstrumentMixDataset(str(args.data), "train", names, mix)])
+    return train_set, InstrumentMixDataset(world, "val", names, dataclasses.replace(mix, train=False))
 
 
 def make_validator(val_set, n_mixtures: int, batch_size: int,

@@ -131,3 +131,22 @@ def test_the_cli_refuses_instrument_features_without_a_model_that_has_them(tmp_p
         assert run.returncode == 2, run.stderr
         assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
         assert words in run.stderr
+
+
+@needs_world_assets()
+def test_the_original_world_joins_training_but_not_validation(world_cache, tmp_path):
+    from argparse import Namespace
+
+    from pixelplayer.train_cli import instrument_datasets
+
+    path, _ = _start(tmp_path)
+    model = pixelplayer.load(path)
+    model.instrument_features = torch.rand(3, 4)
+    model.instrument_names = ("drum", "flute", "violin")
+    path = pixelplayer.checkpoint.save(model, tmp_path / "three.safetensors")
+    args = Namespace(world=world_cache, data=world_cache, init=str(path), music_train=None,
+                     style_distill=False, num_mix=2)
+    train_set, val_set = instrument_datasets(args)
+    alone, _ = instrument_datasets(Namespace(**{**vars(args), "data": None}))
+    assert len(train_set) == 2 * len(alone)
+    assert isinstance(val_set, InstrumentMixDataset) and not val_set.cfg.train
