@@ -13,7 +13,9 @@
 # among), then fine-tune the sound net and synthesizer alone on the broad world's sounds and
 # the original ones, each source conditioned on its instrument's feature, the frame net
 # frozen (OUT-instrument/best.safetensors: the shipped weights, stored as fp16 by
-# scripts/ship_default.py). Stages 1-3 ran on a GPU, stage 4 on a 2-core CPU (docs/MODEL.md).
+# scripts/ship_default.py). Stages 1-3 ran on a GPU, stage 4 on a 2-core CPU (docs/MODEL.md);
+# the shipped stage 4 started from the fp16-stored stage-3 weights (`--init default` then),
+# this script from the float32 ones.
 # The solo caches need FluidSynth (scripts/setup); they are generated here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
