@@ -140,6 +140,7 @@ def main(argv=None) -> None:
     p.add_argument("--world", required=True, help="broad-world cache (pixelplayer-data solos --soundfonts all)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--scenes", type=int, default=10)
+    p.add_argument("--model", default="default", help="checkpoint to stream (default: the shipped one)")
     p.add_argument("--engine", default="onnx", help="engines.load kind for the in-process rows")
     p.add_argument("--app", action="store_true", help="also run the real realtime-sep per player")
     p.add_argument("--rows", default=None,
@@ -168,7 +169,7 @@ def main(argv=None) -> None:
     chosen = {k: v for k, v in (("hop_frames", args.hop_frames), ("lookahead", args.lookahead),
                                 ("window", args.window)) if v is not None}
     spec = dataclasses.replace(EngineSpec(), **chosen)
-    model = checkpoint.load("default").eval()
+    model = checkpoint.load(args.model).eval()
     engine = engines.load(args.engine, model, spec)
     world = SyntheticSolos(args.world)
     rows: dict = {}
@@ -180,7 +181,7 @@ def main(argv=None) -> None:
               flush=True)
     players = len(next(iter(rows.values())))
     print(f"\n{players} players of {args.scenes} world {args.split} duets, SDR from {args.skip:g} s, "
-          f"engine {args.engine}, streaming H={spec.hop_frames} L={spec.lookahead} {spec.window}"
+          f"model {args.model}, engine {args.engine}, streaming H={spec.hop_frames} L={spec.lookahead} {spec.window}"
           f"\n\n| path | SDR (dB) | step (dB) |\n|---|---:|---:|")
     last = None
     for name, v in rows.items():

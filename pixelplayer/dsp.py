@@ -105,14 +105,16 @@ def dft_bases(window: str = "hann") -> tuple[torch.Tensor, torch.Tensor]:
     return to_t(analysis), to_t(synthesis)
 
 
-def stft(x: torch.Tensor, center: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def stft(x: torch.Tensor, center: bool = True,
+         window: str = "hann") -> tuple[torch.Tensor, torch.Tensor]:
     """Short-time Fourier transform.
 
     x: `(B, N)` samples. center=True reflect-pads n_fft//2 on both sides (librosa/torch
     default) so frame t is centred on sample t*hop; center=False starts frame 0 at sample 0.
+    window: the analysis window of a `window_pair` (frames are the same for every kind).
     Returns (real, imag), each `(B, 512, T)`.
     """
-    analysis, _ = dft_bases()
+    analysis, _ = dft_bases(window)
     sig = x.unsqueeze(1)
     if center:
         sig = F.pad(sig, (N_FFT // 2, N_FFT // 2), mode="reflect")
@@ -120,12 +122,13 @@ def stft(x: torch.Tensor, center: bool = True) -> tuple[torch.Tensor, torch.Tens
     return spec[:, :N_BINS], spec[:, N_BINS:]
 
 
-def overlap_add(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
-    """Windowed inverse DFT of each frame, overlap-added, NOT normalised.
+def overlap_add(real: torch.Tensor, imag: torch.Tensor, window: str = "hann") -> torch.Tensor:
+    """Inverse DFT of each frame under `window`'s synthesis window, overlap-added, NOT
+    normalised.
 
     real, imag: `(B, 512, T)` -> `(B, (T-1)*hop + n_fft)` samples.
     """
-    _, synthesis = dft_bases()
+    _, synthesis = dft_bases(window)
     spec = torch.cat([real, imag], dim=1)
     return F.conv_transpose1d(spec, synthesis.to(real.device, real.dtype), stride=HOP).squeeze(1)
 
@@ -152,13 +155,14 @@ def steady_envelope(window: str = "hann") -> torch.Tensor:
 
 
 def istft(real: torch.Tensor, imag: torch.Tensor, length: int | None = None,
-          center: bool = True) -> torch.Tensor:
-    """Inverse STFT by weighted overlap-add (inverse of `stft` with the same `center`).
+          center: bool = True, window: str = "hann") -> torch.Tensor:
+    """Inverse STFT by weighted overlap-add (inverse of `stft` with the same `center` and
+    `window`).
 
     real, imag: `(B, 512, T)`. Returns `(B, length)` samples (default: T*hop when centred).
     """
-    y = overlap_add(real, imag)
-    env = window_envelope(real.shape[-1], real.device, real.dtype)
+    y = overlap_add(real, imag, window)
+    env = window_envelope(real.shape[-1], real.device, real.dtype, window)
     y = y / env.clamp_min(1e-8)
     if center:
         y = y[:, N_FFT // 2:]

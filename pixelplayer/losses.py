@@ -23,11 +23,13 @@ class Spectra:
     mags_warped: torch.Tensor
 
 
-def batch_spectra(audios: torch.Tensor, mix: torch.Tensor, time_multiple: int) -> Spectra:
-    """STFT magnitudes, cropped to a whole multiple of the U-Net's time stride."""
+def batch_spectra(audios: torch.Tensor, mix: torch.Tensor, time_multiple: int,
+                  window: str = "hann") -> Spectra:
+    """STFT magnitudes under `window`'s analysis window, cropped to a whole multiple of the
+    U-Net's time stride."""
     b, n, s = audios.shape
-    mag_mix = dsp.magnitude(*dsp.stft(mix))
-    mags = dsp.magnitude(*dsp.stft(audios.reshape(b * n, s)))
+    mag_mix = dsp.magnitude(*dsp.stft(mix, window=window))
+    mags = dsp.magnitude(*dsp.stft(audios.reshape(b * n, s), window=window))
     t = (mag_mix.shape[-1] // time_multiple) * time_multiple
     mag_mix, mags = mag_mix[..., :t], mags[..., :t]
     return Spectra(mag_mix, dsp.warp(mag_mix), dsp.warp(mags).view(b, n, -1, t))
@@ -51,20 +53,30 @@ class StreamingLoss:
 
     Each step also crops one random window of `context` frames per mixture, runs the U-Net
     on it (mirrored if `mirror`), and scores the masks of its newest `edge` frames against
-    the same targets, weighted by `weight` relative to the whole-clip loss. Without it the
-    net only ever learns frames with future context, and the live app loses several dB.
+    targets of those frames, weighted by `weight` relative to the whole-clip loss. Without it
+    the net only ever learns frames with future context, and the live app loses several dB.
+
+    window: the `dsp.WINDOWS` kind of the live output the edge masks are applied to. With
+    "asymmetric" (the live app's default) the edge targets and weights come from the sources
+    and mixture analysed with the asymmetric window, whose weight lies in a frame's newest
+    samples: the net still sees the Hann spectrum, but learns the masks the live separator
+    applies, rather than masks of Hann frames centred a hop earlier.
     """
 
     context: int = 128
     edge: int = 16
     weight: float = 1.0
     mirror: bool = True
+    window: str = "hann"
 
     def __post_init__(self) -> None:
         if not 0 < self.edge <= self.context or self.weight < 0:
             raise ValueError(f"streaming loss needs 0 < edge <= context and weight >= 0 "
                              f"(got edge {self.edge}, context {self.context}, "
                              f"weight {self.weight})")
+        if self.window not in dsp.WINDOWS:
+            raise ValueError(f"streaming loss window must be one of {', '.join(dsp.WINDOWS)} "
+                             f"(got {self.window!r})")
 
 
 def _mask_loss(model: PixelPlayer, logits, gt, weight, mask_type: str) -> torch.Tensor:
@@ -92,7 +104,12 @@ def conditioned_loss(model: PixelPlayer, feats: torch.Tensor, audios: torch.Tens
     logits = model.net_synth(feats, model.audio_features(spec.mag_mix))
     loss = _mask_loss(model, logits, gt, weight, mask_type)
     if streaming is not None and streaming.weight > 0:
-        window, gt_e, weight_e = random_edge_windows([spec.mag_mix, gt, weight],
+        gt_live, weight_live = gt, weight
+        if streaming.window != "hann":
+            with torch.autocast(device_type=mix.device.type, enabled=False):
+                gt_live, weight_live = targets(batch_spectra(
+                    audios.float(), mix.float(), model.time_multiple, streaming.window), mask_type)
+        window, gt_e, weight_e = random_edge_windows([spec.mag_mix, gt_live, weight_live],
                                                      streaming.context, streaming.edge)
         sound = window_sound(model, window, streaming.edge, streaming.mirror)
         edge_loss = _mask_loss(model, model.net_synth(feats, sound), gt_e, weight_e, mask_type)

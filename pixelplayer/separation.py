@@ -26,12 +26,13 @@ def _padded_mag(mag: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def masked_istft(masks: torch.Tensor, real: torch.Tensor, imag: torch.Tensor,
-                 length: int) -> torch.Tensor:
-    """Apply warped masks `(B, P, 256, T)` to the mixture spectrum `(B, 512, T)` -> `(B, P, S)`."""
+                 length: int, window: str = "hann") -> torch.Tensor:
+    """Apply warped masks `(B, P, 256, T)` to the mixture spectrum `(B, 512, T)` (analysed
+    with `window`) -> `(B, P, S)`."""
     b, p, _, t = masks.shape
     r, i = apply_mask(masks.reshape(b * p, -1, t), real.repeat_interleave(p, 0),
                       imag.repeat_interleave(p, 0))
-    return dsp.istft(r, i, length=length).view(b, p, length)
+    return dsp.istft(r, i, length=length, window=window).view(b, p, length)
 
 
 @torch.no_grad()
@@ -53,13 +54,18 @@ def separate_by_clips(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tenso
 
 @torch.no_grad()
 def separate_streaming(model: PixelPlayer, feats: torch.Tensor, mix: torch.Tensor,
-                       context: int = 128, hop: int = 4, mirror: bool = True) -> torch.Tensor:
+                       context: int = 128, hop: int = 4, mirror: bool = True,
+                       window: str = "hann") -> torch.Tensor:
     """`separate_by_features` as the live app hears it: every `hop` STFT frames the U-Net
     sees only the newest `context` frames (silence before the clip) and the masks of the
-    newest `hop` frames are kept. feats `(B, N, K)`, mix `(B, S)` -> `(B, N, S)`."""
+    newest `hop` frames are kept. The masks come from the Hann spectrum and are applied to
+    the mixture analysed with `window` and resynthesised with its synthesis window, as
+    `engines.graphs.SeparateGraph` does. feats `(B, N, K)`, mix `(B, S)` -> `(B, N, S)`."""
     real, imag = dsp.stft(mix)
     logits = streaming_logits(model, feats, dsp.magnitude(real, imag), context, hop, mirror)
-    return masked_istft(model.mask_from_logits(logits), real, imag, mix.shape[-1])
+    if window != "hann":
+        real, imag = dsp.stft(mix, window=window)
+    return masked_istft(model.mask_from_logits(logits), real, imag, mix.shape[-1], window)
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import dsp
 from .checkpoint import CheckpointError
 from .config import PRESETS, ModelConfig
 from .losses import StreamingLoss
@@ -93,6 +94,10 @@ def get_parser() -> argparse.ArgumentParser:
                       help="weight of that loss relative to the whole-clip loss")
     live.add_argument("--stream-hop", type=int, default=4, metavar="FRAMES",
                       help="frames per step when validating in the streaming view")
+    live.add_argument("--stream-window", default="hann", choices=dsp.WINDOWS,
+                      help="output window the streaming loss and validation are for: hann, or "
+                           "asymmetric (the live app's default, engines.EngineSpec.window): edge "
+                           "targets from the asymmetric spectrum the live separator masks")
     live.add_argument("--no-mirror", action="store_true",
                       help="windows without their time reversal (engines built with mirror off)")
     return p
@@ -110,7 +115,7 @@ def streaming_loss(args, config: ModelConfig) -> StreamingLoss | None:
     if args.stream_hop < 1:
         raise ValueError(f"--stream-hop must be >= 1 (got {args.stream_hop})")
     return StreamingLoss(context=c, edge=args.stream_edge, weight=args.stream_weight,
-                         mirror=not args.no_mirror)
+                         mirror=not args.no_mirror, window=args.stream_window)
 
 
 def model_config(args) -> ModelConfig:
@@ -197,7 +202,8 @@ def make_validator(val_set, n_mixtures: int, batch_size: int,
                    streaming: StreamingLoss | None = None, stream_hop: int = 4):
     """validate(model) -> {"val_sdr", "val_sir", "val_sar"}: BSS Eval on fixed mixtures;
     with `streaming`, also "val_stream_sdr": the same mixtures separated window by window
-    as the live app does (C = streaming.context, `stream_hop` frames per step)."""
+    as the live app does (C = streaming.context, `stream_hop` frames per step, output under
+    streaming.window)."""
     from .metrics import audible, bss_eval
     from .instrument_finetune import item_features
     from .separation import separate_by_features, separate_streaming
@@ -213,7 +219,8 @@ def make_validator(val_set, n_mixtures: int, batch_size: int,
             mix = torch.stack([it["mix"] for it in items]).to(device)
             est = separate_by_features(model, feats, mix).cpu()
             live = (separate_streaming(model, feats, mix, streaming.context, stream_hop,
-                                       streaming.mirror).cpu() if streaming else est)
+                                       streaming.mirror, streaming.window).cpu()
+                    if streaming else est)
             for it, e, e_live in zip(items, est, live):
                 if audible(it["audios"]):
                     for k, v in bss_eval(it["audios"], e).items():

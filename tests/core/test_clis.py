@@ -203,3 +203,16 @@ def test_train_streaming_and_init_bad_input(tmp_path, capsys):
     assert len(err) == 4 and all(line.startswith("pixelplayer-train: error:") for line in err), err
     assert "multiple of 128" in err[0] and "edge <= context" in err[1]
     assert "missing.safetensors" in err[2] and "config" in err[3]
+
+
+def test_train_stream_window_reaches_the_streaming_loss(capsys):
+    from pixelplayer.config import PRESETS
+
+    args = train_cli.get_parser().parse_args(
+        ["--out", "x", "--stream-context", "128", "--stream-window", "asymmetric"])
+    assert train_cli.streaming_loss(args, PRESETS["light"]).window == "asymmetric"
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.get_parser().parse_args(["--out", "x", "--stream-window", "kaiser"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stream-window" in err[0], err

@@ -23,10 +23,11 @@ def test_stft_matches_torch_stft(noise):
     assert torch.allclose(imag, ref.imag, atol=1e-4 * ref.abs().max())
 
 
+@pytest.mark.parametrize("window", dsp.WINDOWS)
 @pytest.mark.parametrize("center", [True, False])
-def test_istft_inverts_stft(noise, center):
-    real, imag = dsp.stft(noise, center=center)
-    y = dsp.istft(real, imag, length=noise.shape[-1], center=center)
+def test_istft_inverts_stft(noise, center, window):
+    real, imag = dsp.stft(noise, center=center, window=window)
+    y = dsp.istft(real, imag, length=noise.shape[-1], center=center, window=window)
     interior = slice(N_FFT, noise.shape[-1] - N_FFT)
     assert (y[:, interior] - noise[:, interior]).abs().max() < 1e-5
 

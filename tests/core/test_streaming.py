@@ -42,6 +42,36 @@ def test_streaming_logits_equal_the_live_graph(mirror):
         assert torch.allclose(live, want, atol=2e-5), (j, (live - want).abs().max())
 
 
+def test_separate_streaming_asymmetric_is_the_live_graphs_output():
+    """With window="asymmetric", `separate_streaming` is the overlap-add of what the
+    asymmetric SeparateGraph outputs for each block (interior samples: no centre padding)."""
+    from engines.graphs import overlap_add_frames
+    from pixelplayer.separation import separate_streaming
+
+    model, c, h = _model(), 32, 4
+    torch.manual_seed(2)
+    clip = 0.1 * torch.randn(1, 120 * HOP)
+    feats = torch.rand(1, 2, SMALL.k)
+    want = separate_streaming(model, feats, clip, c, h, mirror=True, window="asymmetric")
+    graph = SeparateGraph(model, context_frames=c, out_frames=h, mirror=True,
+                          window="asymmetric").eval()
+    first, last = 40, 100  # centred frames [first, last), blocks of H
+    frames = []
+    for j in range(first, last, h):
+        start = (j + h - c) * HOP - dsp.N_FFT // 2
+        with torch.no_grad():
+            out, _ = graph(clip[:, start:start + graph.samples], feats, torch.rand(1, SMALL.k, 2, 2))
+        frames.append(out)
+    got = overlap_add_frames(torch.cat(frames, dim=2))[0]  # starts at centred frame first's start
+    offset = first * HOP - dsp.N_FFT // 2
+    # Samples every asymmetric synthesis window covering them belongs to frames [first, last).
+    lo, hi = (first + 1) * HOP, (last - 2) * HOP
+    live = got[:, lo - offset:hi - offset]
+    assert torch.allclose(live, want[0, :, lo:hi], atol=1e-5), (live - want[0, :, lo:hi]).abs().max()
+    hann = separate_streaming(model, feats, clip, c, h, mirror=True)
+    assert (hann[0, :, lo:hi] - want[0, :, lo:hi]).abs().max() > 1e-3
+
+
 def test_streaming_logits_start_from_silence():
     """The first block sees zeros before the clip, so it differs from whole-clip context."""
     model = _model()
@@ -119,3 +149,48 @@ def test_streaming_loss_rejects_impossible_shapes():
     for bad in (dict(edge=0), dict(edge=200, context=128), dict(weight=-1.0)):
         with pytest.raises(ValueError, match="edge <= context"):
             StreamingLoss(**bad)
+    with pytest.raises(ValueError, match="window must be one of"):
+        StreamingLoss(window="kaiser")
+
+
+def test_asymmetric_targets_see_an_onset_a_frame_sooner():
+    """The asymmetric window weighs a frame's newest samples: a source starting mid-clip
+    dominates its asymmetric frames before it dominates the Hann frames of the same index,
+    which is why the live edge masks want their own targets."""
+    from pixelplayer.losses import batch_spectra, targets
+
+    gen = torch.Generator().manual_seed(0)
+    n = 64 * HOP
+    quiet = 0.05 * torch.randn(n, generator=gen)
+    onset = torch.zeros(n)
+    onset[32 * HOP:] = 0.1 * torch.randn(n - 32 * HOP, generator=gen)  # 6 dB above the other
+    audios = torch.stack([onset, quiet])[None]
+    first = {}
+    for window in dsp.WINDOWS:
+        gt, _ = targets(batch_spectra(audios, audios.sum(1), 32, window))
+        share = gt[0, 0].mean(0)  # share of rows where the onset source dominates, per frame
+        first[window] = int(torch.nonzero(share > 0.5)[0])
+    assert first["asymmetric"] < first["hann"] <= 32
+
+
+def test_asymmetric_streaming_loss_scores_the_asymmetric_targets():
+    """With window="asymmetric" the edge loss is the BCE of the edge logits against the
+    asymmetric spectrum's targets and weights, the whole-clip loss unchanged."""
+    from pixelplayer.losses import (StreamingLoss, _mask_loss, batch_spectra, conditioned_loss,
+                                    targets)
+
+    model = _model()
+    gen = torch.Generator().manual_seed(4)
+    audios = 0.1 * torch.randn(2, 2, 64 * HOP, generator=gen)
+    mix, feats = audios.sum(1), torch.rand(2, 2, SMALL.k, generator=gen)
+    spec = batch_spectra(audios, mix, model.time_multiple)
+    t = spec.mag_mix.shape[-1]
+    whole = conditioned_loss(model, feats, audios, mix)
+    sound = window_sound(model, spec.mag_mix, t)  # the window is the whole clip: no crop
+    edge_logits = model.net_synth(feats, sound)
+    for window in dsp.WINDOWS:
+        stream = StreamingLoss(context=t, edge=t, weight=1.0, window=window)
+        gt, weight = targets(batch_spectra(audios, mix, model.time_multiple, window))
+        want = whole + _mask_loss(model, edge_logits, gt, weight, "binary")
+        got = conditioned_loss(model, feats, audios, mix, streaming=stream)
+        assert torch.allclose(got, want, atol=1e-6), window
