@@ -10,7 +10,7 @@ reserved for held-out evaluation is read), SDR from 1 s on:
     the asymmetric analysis (what the live app does); of the asymmetric frames themselves
     (what `--stream-window asymmetric` trains for); of the next Hann frame (centred where
     the asymmetric frame's synthesis weight lies);
-  the model's streaming masks (3 s context, mirrored, 2 frames per step as the app): under
+  the model's streaming masks (the app's EngineSpec: 3 s context, mirrored, 2 frames per step): under
     Hann; under the asymmetric window; and with the older frame of each step taking the
     newer frame's mask (same latency), paired against the app's rule.
 """
@@ -24,42 +24,43 @@ import torch
 SKIP_S = 1.0
 
 
-def _ibm(audios, mix, window, shift=0):
-    from pixelplayer import dsp
+def _ideal_masks(audios, mix, window, shift=0):
+    """The training targets (ideal binary masks) of one mixture's sources `(1, N, 256, T)`
+    under `window`, `shift` frames later (the last frame repeated)."""
+    from pixelplayer.losses import batch_spectra, targets
 
-    sources = dsp.magnitude(*dsp.stft(audios, window=window))
-    mixture = dsp.magnitude(*dsp.stft(mix, window=window))
-    mask = (dsp.warp(sources) >= 0.5 * dsp.warp(mixture)).float()
+    mask, _ = targets(batch_spectra(audios[None], mix, 1, window))
     if shift:
         mask = torch.cat([mask[..., shift:], mask[..., -shift:]], dim=-1)
-    return mask.unsqueeze(0)  # (1, N, 256, T)
+    return mask
 
 
-def mixture_rows(model, item) -> dict:
-    """{row: SDR of each source} for one validation mixture."""
+def mixture_estimates(model, item) -> dict:
+    """{row: estimated sources `(1, N, S)`} of one validation mixture."""
+    from engines.base import EngineSpec
     from pixelplayer import dsp
     from pixelplayer.separation import masked_istft
     from pixelplayer.streaming import streaming_logits
 
+    live = EngineSpec()  # the app's streaming defaults
     audios, mix = item["audios"], item["mix"][None]
     n = mix.shape[-1]
     hann, asym = dsp.stft(mix), dsp.stft(mix, window="asymmetric")
     feats = model.instrument_features[item["labels"]][None]
     with torch.no_grad():
-        masks = model.mask_from_logits(
-            streaming_logits(model, feats, dsp.magnitude(*hann), 128, 2, True))
-    newer = masks.clone()
+        masks = model.mask_from_logits(streaming_logits(
+            model, feats, dsp.magnitude(*hann), live.context_frames, live.hop_frames, live.mirror))
+    newer = masks.clone()  # in each step of H=2 frames, the older takes the newer's mask
     newer[..., 0:-1:2] = masks[..., 1::2]
-    outs = {
-        "ideal, Hann": masked_istft(_ibm(audios, mix, "hann"), *hann, n),
-        "ideal Hann-frame masks, asymmetric output": masked_istft(_ibm(audios, mix, "hann"), *asym, n, "asymmetric"),
-        "ideal asymmetric-frame masks, asymmetric output": masked_istft(_ibm(audios, mix, "asymmetric"), *asym, n, "asymmetric"),
-        "ideal next Hann-frame masks, asymmetric output": masked_istft(_ibm(audios, mix, "hann", 1), *asym, n, "asymmetric"),
+    return {
+        "ideal, Hann": masked_istft(_ideal_masks(audios, mix, "hann"), *hann, n),
+        "ideal Hann-frame masks, asymmetric output": masked_istft(_ideal_masks(audios, mix, "hann"), *asym, n, "asymmetric"),
+        "ideal asymmetric-frame masks, asymmetric output": masked_istft(_ideal_masks(audios, mix, "asymmetric"), *asym, n, "asymmetric"),
+        "ideal next Hann-frame masks, asymmetric output": masked_istft(_ideal_masks(audios, mix, "hann", 1), *asym, n, "asymmetric"),
         "model streaming, Hann output": masked_istft(masks, *hann, n),
         "model streaming, asymmetric output (the app)": masked_istft(masks, *asym, n, "asymmetric"),
         "model streaming, older frame takes the newer's mask": masked_istft(newer, *asym, n, "asymmetric"),
     }
-    return outs
 
 
 def main(argv=None) -> None:
@@ -70,6 +71,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     from pixelplayer import checkpoint
+    from pixelplayer.config import SAMPLE_RATE
     from pixelplayer.data.world import WorldMix
     from pixelplayer.instrument_finetune import InstrumentMixDataset
     from pixelplayer.metrics import audible, sdr
@@ -82,8 +84,8 @@ def main(argv=None) -> None:
         item = val[i]
         if not audible(item["audios"]):
             continue
-        skip = int(SKIP_S * 11025)
-        for name, est in mixture_rows(model, item).items():
+        skip = int(SKIP_S * SAMPLE_RATE)
+        for name, est in mixture_estimates(model, item).items():
             got = sdr(item["audios"][:, skip:].numpy(), est[0, :, skip:].numpy())
             rows.setdefault(name, []).append(float(np.mean(got)))
     app = np.array(rows["model streaming, asymmetric output (the app)"])
