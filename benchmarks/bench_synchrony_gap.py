@@ -4,10 +4,15 @@ over time").
     python benchmarks/bench_synchrony_gap.py --world cache/world [--scenes 10] [--app]
     python benchmarks/bench_synchrony_gap.py --world cache/world --rows fixed \
         --window hann --skip 3          # one row of the look-ahead / window table
+    python benchmarks/bench_synchrony_gap.py --take-seconds 30 --rows rendered --span 30 \
+        --skip 1,8 --scenes 20 --json out.json   # long takes, the live pick's span
 
 Duets in the held-out layout from the broad world's --split (validation by default, so
-nothing reserved for held-out evaluation is read), the default model, each player's centre
-clicked, single-source SDR from --skip seconds on (default 1; 3 = the context window full).
+nothing reserved for held-out evaluation is read), or with --take-seconds validation takes
+of any length rendered from the training soundfonts (`heldout.world_take`: the held-out
+evaluation streams 30 s takes); the default model, each player's centre clicked,
+single-source SDR from each --skip second on (default 1; 3 = the context window full; 8 =
+the held-out evaluation's settled figure). --span sets how much past a live pick reads.
 The in-process rows stream with --hop-frames / --lookahead / --window (the app's defaults
 unless given). One row per path, each one step nearer the app (--rows picks some):
 
@@ -49,8 +54,8 @@ def offline_blends(model, scene) -> list:
     return [None if w is None else Blend.from_weights(w) for w in weights]
 
 
-def _tracker(model, fixed=False, blend=None):
-    from realtime.streaming.synchrony import SynchronyTracker
+def _tracker(model, fixed=False, blend=None, span_s=None):
+    from realtime.streaming.synchrony import SPAN_S, SynchronyTracker
 
     class FixedBlend(SynchronyTracker):
         """Hears `blend` once the separator has tracked a few chunks, whatever moves."""
@@ -59,7 +64,7 @@ def _tracker(model, fixed=False, blend=None):
             return blend if len(self._chunks) >= 3 else None
 
     cls = FixedBlend if fixed else SynchronyTracker
-    return cls(model.instrument_features.numpy(), model.instrument_names)
+    return cls(model.instrument_features.numpy(), model.instrument_names, span_s=span_s or SPAN_S)
 
 
 def stream(engine, tracker, scene, player: int, frame_at) -> np.ndarray:
@@ -96,19 +101,22 @@ def decoded_frames(path: str, shape: tuple[int, int]) -> list:
         frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
 
 
-def scene_rows(engine, model, scene, rows_wanted, skip_s: float) -> dict:
+def scene_rows(engine, model, scene, rows_wanted, skips_s, span_s=None) -> dict:
+    """row label -> {skip (s): per-player SDR (dB) from that second on}."""
     from pixelplayer.data.scenes import write_scene
     from pixelplayer.eval import offline_click
     from pixelplayer.eval_streaming import run_app
     from pixelplayer.metrics import sdr
 
-    skip = int(skip_s * scene.sr)
-    score = lambda p, est: float(sdr(scene.sources[p, skip:][None], est[skip:][None])[0])  # noqa: E731
+    def score(p, est):
+        return {s: float(sdr(scene.sources[p, int(s * scene.sr):][None], est[int(s * scene.sr):][None])[0])
+                for s in skips_s}
+
     shape = engine.spec.vision_shape(*scene.size)
     rendered = lambda k: scene.frames_at((k + 0.5) / FILE_FPS, (shape[1], shape[0]))  # noqa: E731
     blends = offline_blends(model, scene) if "fixed" in rows_wanted else None
     offline = offline_click(model, scene) if "offline" in rows_wanted else None
-    rows = {label: [] for key, label in ROWS.items() if key in rows_wanted}
+    rows = {label: {s: [] for s in skips_s} for key, label in ROWS.items() if key in rows_wanted}
     with tempfile.TemporaryDirectory(prefix="pp_gap_") as tmp:
         write_scene(scene, tmp, mux_audio=False)
         video, mix = os.path.join(tmp, "video.mp4"), os.path.join(tmp, "mixture.wav")
@@ -117,13 +125,14 @@ def scene_rows(engine, model, scene, rows_wanted, skip_s: float) -> dict:
         paths = {
             "offline": lambda p: offline[p],
             "fixed blend": lambda p: stream(engine, _tracker(model, True, blends[p]), scene, p, rendered),
-            "live, rendered": lambda p: stream(engine, _tracker(model), scene, p, rendered),
-            "live, decoded": lambda p: stream(engine, _tracker(model), scene, p, at),
+            "live, rendered": lambda p: stream(engine, _tracker(model, span_s=span_s), scene, p, rendered),
+            "live, decoded": lambda p: stream(engine, _tracker(model, span_s=span_s), scene, p, at),
             "realtime-sep": lambda p: _app_estimate(run_app, scene, video, mix, p, tmp),
         }
         for p in range(scene.n_players):
             for name in rows:
-                rows[name].append(score(p, paths[name](p)))
+                for s, v in score(p, paths[name](p)).items():
+                    rows[name][s].append(v)
     return rows
 
 
@@ -135,10 +144,21 @@ def _app_estimate(run_app, scene, video, mix, player, tmp) -> np.ndarray:
     return np.pad(got[:n], (0, scene.mixture.size - n))
 
 
+def _skips(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("seconds, comma-separated (e.g. 1,8)") from None
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--world", required=True, help="broad-world cache (pixelplayer-data solos --soundfonts all)")
+    p.add_argument("--world", help="broad-world cache (pixelplayer-data solos --soundfonts all); "
+                                   "not needed with --take-seconds")
     p.add_argument("--split", default="val", choices=("val", "test"))
+    p.add_argument("--take-seconds", type=float, default=None, metavar="S",
+                   help="instead of the cache's 8 s clips, validation takes of S seconds rendered "
+                        "from the training soundfonts (`heldout.world_take`)")
     p.add_argument("--scenes", type=int, default=10)
     p.add_argument("--model", default="default", help="checkpoint to stream (default: the shipped one)")
     p.add_argument("--engine", default="onnx", help="engines.load kind for the in-process rows")
@@ -146,48 +166,68 @@ def main(argv=None) -> None:
     p.add_argument("--rows", default=None,
                    help=f"comma-separated rows to run, of: {', '.join(ROWS)} (default: all but "
                         "app, which --app adds)")
-    p.add_argument("--skip", type=float, default=1.0, help="score from this second on (default 1)")
+    p.add_argument("--skip", type=_skips, default=[1.0],
+                   help="score from this second on; several, comma-separated, give a table each "
+                        "(default 1)")
+    p.add_argument("--span", type=float, default=None,
+                   help="seconds of past a live pick reads (default: the app's SPAN_S)")
     p.add_argument("--hop-frames", type=int, default=None, help="streaming hop (default: the app's)")
     p.add_argument("--lookahead", type=int, default=None, help="look-ahead frames (default: the app's)")
     p.add_argument("--window", default=None, choices=("hann", "asymmetric"),
                    help="synthesis window (default: the app's)")
+    p.add_argument("--json", default=None, help="also write every player's SDR per row and skip here")
     args = p.parse_args(argv)
     wanted = [k for k in ROWS if k != "app" or args.app] if args.rows is None \
         else [r.strip() for r in args.rows.split(",")]
     unknown = [r for r in wanted if r not in ROWS]
     if unknown:
         p.error(f"--rows: unknown {unknown}; choose from {', '.join(ROWS)}")
+    if args.take_seconds is None and not args.world:
+        p.error("--world is needed unless --take-seconds is given")
 
     import dataclasses
+    import json
 
     import engines
     from engines.base import EngineSpec
     from pixelplayer import checkpoint
-    from pixelplayer.data.heldout import world_test_scene
+    from pixelplayer.data.heldout import world_take, world_test_scene
     from pixelplayer.data.synthetic import SyntheticSolos
+    from realtime.streaming.synchrony import SPAN_S
 
     chosen = {k: v for k, v in (("hop_frames", args.hop_frames), ("lookahead", args.lookahead),
                                 ("window", args.window)) if v is not None}
     spec = dataclasses.replace(EngineSpec(), **chosen)
     model = checkpoint.load(args.model).eval()
     engine = engines.load(args.engine, model, spec)
-    world = SyntheticSolos(args.world)
+    if args.take_seconds is None:
+        world = SyntheticSolos(args.world)
+        scene_of = lambda i: world_test_scene(world, i, 2, split=args.split)  # noqa: E731
+        what = f"world {args.split} duets"
+    else:
+        scene_of = lambda i: world_take(i, 2, seconds=args.take_seconds)  # noqa: E731
+        what = f"{args.take_seconds:g} s world validation takes"
     rows: dict = {}
     for i in range(args.scenes):
-        scene = world_test_scene(world, i, 2, split=args.split)
-        for name, got in scene_rows(engine, model, scene, wanted, args.skip).items():
-            rows.setdefault(name, []).extend(got)
-        print(f"scene {i + 1}/{args.scenes}: " + ", ".join(f"{k} {statistics.mean(v):.2f}" for k, v in rows.items()),
-              flush=True)
-    players = len(next(iter(rows.values())))
-    print(f"\n{players} players of {args.scenes} world {args.split} duets, SDR from {args.skip:g} s, "
-          f"model {args.model}, engine {args.engine}, streaming H={spec.hop_frames} L={spec.lookahead} {spec.window}"
-          f"\n\n| path | SDR (dB) | step (dB) |\n|---|---:|---:|")
-    last = None
-    for name, v in rows.items():
-        mean = statistics.mean(v)
-        print(f"| {name} | {mean:.2f} | {'' if last is None else f'{mean - last:+.2f}'} |")
-        last = mean
+        for name, got in scene_rows(engine, model, scene_of(i), wanted, args.skip, args.span).items():
+            for s, v in got.items():
+                rows.setdefault(name, {}).setdefault(s, []).extend(v)
+        print(f"scene {i + 1}/{args.scenes}: " + ", ".join(
+            f"{k} {statistics.mean(v[args.skip[0]]):.2f}" for k, v in rows.items()), flush=True)
+    players = len(next(iter(rows.values()))[args.skip[0]])
+    for s in args.skip:
+        print(f"\n{players} players of {args.scenes} {what}, SDR from {s:g} s, model {args.model}, "
+              f"engine {args.engine}, streaming H={spec.hop_frames} L={spec.lookahead} {spec.window}, "
+              f"live picks read {args.span or SPAN_S:g} s\n\n| path | SDR (dB) | step (dB) |\n|---|---:|---:|")
+        last = None
+        for name, by_skip in rows.items():
+            mean = statistics.mean(by_skip[s])
+            print(f"| {name} | {mean:.2f} | {'' if last is None else f'{mean - last:+.2f}'} |")
+            last = mean
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "rows": {k: {str(s): v for s, v in by.items()} for k, by in rows.items()}},
+                      f, indent=1)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from .world_audio import WorldClipRequest, render_world_clip
 from .world_visual import SceneLook, world_renderer
 
 HELDOUT_SALT = 0x48454C44  # keeps held-out seeds apart from every training seed
+WORLD_TAKE_SALT = 0x54414B45  # and the rendered validation takes apart from both
 LEVEL_SPAN_DB = 10.0  # players' levels differ by up to this much
 DEFAULT_SIZE = (640, 480)
 SR = 11025
@@ -50,17 +51,34 @@ def heldout_scene(seed: int, n_players: int = 2, size: tuple[int, int] = DEFAULT
                   seconds: float = 8.0) -> Scene:
     """Scene `seed` of the held-out set: n_players distinct instruments, each from a random
     held-out soundfont, in a (W, H) frame. Deterministic in its arguments."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), n_players, HELDOUT_SALT]))
-    fonts = [f.name for f in soundfonts(HELDOUT)]
+    return _rendered_scene(HELDOUT, HELDOUT_SALT, "heldout", seed, n_players, size, seconds)
+
+
+def world_take(seed: int, n_players: int = 2, size: tuple[int, int] = DEFAULT_SIZE,
+               seconds: float = 30.0) -> Scene:
+    """A validation take of any length in the held-out layout: sounds rendered now from
+    the training soundfonts (melodies and seeds no cache clip has), training pictures.
+    What the long live takes of the held-out evaluation are measured against when a live
+    setting is chosen, without reading a reserved asset. Deterministic in its arguments."""
+    return _rendered_scene(TRAIN, WORLD_TAKE_SALT, "worldtake", seed, n_players, size, seconds)
+
+
+def _rendered_scene(role: str, salt: int, tag: str, seed: int, n_players: int,
+                    size: tuple[int, int], seconds: float) -> Scene:
+    """n_players distinct instruments, each from a random soundfont of `role` that renders
+    it, laid out with that role's pictures."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), n_players, salt]))
+    fonts = soundfonts(role)
     names = instrument_names()
     chosen = [names[i] for i in rng.permutation(len(names))[:n_players]]
     sources, ids = [], []
     for inst in chosen:
-        font = fonts[int(rng.integers(len(fonts)))]
+        able = [f.name for f in fonts if f.renders(inst)]
+        font = able[int(rng.integers(len(able)))]
         request = WorldClipRequest(inst, font, int(rng.integers(0, 2**62)), int(rng.integers(0, 2**62)))
         sources.append(render_world_clip(request, seconds)[0])
-        ids.append(f"heldout/{font}/{inst}/{seed}")
-    return layout_scene(rng, chosen, sources, ids, SceneLook.evaluation(HELDOUT), size, seed)
+        ids.append(f"{tag}/{font}/{inst}/{seed}")
+    return layout_scene(rng, chosen, sources, ids, SceneLook.evaluation(role), size, seed)
 
 
 def world_test_scene(solos: SyntheticSolos, seed: int, n_players: int = 2,

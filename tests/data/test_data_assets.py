@@ -131,3 +131,34 @@ def test_every_instrument_has_pictures_in_several_sets():
         train = [s.name for s in assets.picture_sets(TRAIN) if sprites.sprite(s.name, inst.emoji) is not None]
         held = [s.name for s in assets.picture_sets(HELDOUT) if sprites.sprite(s.name, inst.emoji) is not None]
         assert len(train) >= 4 and len(held) >= 3, (inst.name, train, held)
+
+
+def test_world_takes_read_only_training_files(monkeypatch):
+    """The long validation takes (`heldout.world_take`) that live settings are chosen on
+    render training soundfonts and pictures only; held-out scenes only reserved fonts."""
+    from pixelplayer.data import backgrounds, world_audio
+    from pixelplayer.data.heldout import heldout_scene, world_take
+
+    opened = []
+    real_synth, real_svg, real_png = world_audio._synth, sprites._render_svg, sprites._read_png
+    real_photo = backgrounds.load_photo.__wrapped__
+    monkeypatch.setattr(world_audio, "_synth", lambda p: opened.append(p) or real_synth(p))
+    monkeypatch.setattr(sprites, "_render_svg", lambda p: opened.append(p) or real_svg(p))
+    monkeypatch.setattr(sprites, "_read_png", lambda p: opened.append(p) or real_png(p))
+    monkeypatch.setattr(backgrounds, "load_photo", lambda p: opened.append(p) or real_photo(p))
+    sprites.sprite.cache_clear()
+    train_fonts = {f.name for f in assets.soundfonts(TRAIN)}
+    for seed in range(4):
+        take = world_take(seed, 2, seconds=2.0)
+        take.frames_at(0.5)
+        assert take.mixture.size == 2 * 11025
+        assert all(i.split("/")[1] in train_fonts for i in take.clip_ids), take.clip_ids
+    sprites.sprite.cache_clear()
+    reserved = assets.reserved_digests()
+    read = set(opened)
+    assert any(p.endswith((".sf2", ".sf3")) for p in read)
+    assert not [p for p in read if assets.file_digest(p) in reserved]
+    again = world_take(1, 2, seconds=2.0)
+    assert again.clip_ids == world_take(1, 2, seconds=2.0).clip_ids
+    heldout_fonts = {f.name for f in assets.soundfonts(HELDOUT)}
+    assert all(i.split("/")[1] in heldout_fonts for i in heldout_scene(0, 2, seconds=1.0).clip_ids)
