@@ -28,9 +28,11 @@ from pixelplayer.config import HOP, N_FFT
 
 __all__ = ["SPAN_S", "Blend", "SynchronyTracker", "chunk_mixture_energy", "with_candidate_rows"]
 
-# Seconds of past a pick reads. On the broad world's validation duets 8 s gave steadier
-# picks than the separator's 3 s context (docs/MODEL.md, "Synchrony selection").
-SPAN_S = 8.0
+# Seconds of past a pick reads: more past, steadier picks. Chosen on 30 s validation takes
+# of the broad world (docs/MODEL.md, "A longer past for live picks"), which cannot tell
+# 30 s from longer. The stored frame changes cost h*w bytes each, kept at up to
+# MOTION_FPS (docs/BENCHMARKS.md gives the memory and the cost of a pick).
+SPAN_S = 30.0
 # A camera frame is kept when it comes at least this share of a motion period after the
 # last kept one: a 30 fps camera's jittery frames are all kept, a 60 fps one every second.
 KEEP_PERIOD_SHARE = 0.75

@@ -38,6 +38,25 @@ def test_tracker_picks_as_the_offline_rule_on_the_same_past():
     assert short.pick(0.5, 0.5) is None  # no chunks yet: no evidence
 
 
+def test_a_pick_still_hears_a_player_who_paused_for_ten_seconds():
+    # 20 s of a patch moving with candidate 1's loudness, then 10 s of a still picture:
+    # the default past (SPAN_S) still holds the evidence, an 8 s past holds none.
+    rng = np.random.default_rng(4)
+    fps, moving, still = 30.0, 600, 300
+    level = np.concatenate([rng.uniform(size=moving), np.full(still, 0.5)])
+    grey = np.full((moving + still, 30, 40), 50, np.uint8)
+    grey[:, 10:20, 5:15] = (50 + 150 * level).astype(np.uint8)[:, None, None]
+    energies = 10.0 ** (np.stack([rng.uniform(size=level.size), 1.0 + level, rng.uniform(size=level.size)]) + 1.0)
+    default, short = (SynchronyTracker(np.eye(3, 4, dtype=np.float32)),
+                      SynchronyTracker(np.eye(3, 4, dtype=np.float32), span_s=8.0))
+    for tracker in (default, short):
+        for k in range(level.size):
+            tracker.push_frame(grey[k], k / fps)
+            tracker.push_chunk(energies[:, k], float(energies[:, k].sum()), (k + 0.5) / fps)
+    assert default.pick(10 / 40, 15 / 30).indices[0] == 1
+    assert short.pick(10 / 40, 15 / 30) is None
+
+
 def test_tracker_interpolates_frames_between_chunks():
     # Chunks (46 ms) come slower than camera frames (33 ms): frames that no chunk falls in
     # take their neighbours' loudness instead of the floor, so the pick still follows.
