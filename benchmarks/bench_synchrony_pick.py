@@ -42,8 +42,8 @@ def measure(span_s: float, shape: tuple[int, int], repeats: int, candidates: int
         start = time.perf_counter()
         tracker.pick(0.4, 0.5)
         times.append(time.perf_counter() - start)
-    held = sum(change.nbytes for _, change, _ in tracker._frames if change is not None)
-    return {"frames": len(tracker._frames), "mib": held / 2**20, "pick_ms": 1000 * float(np.median(times))}
+    return {"frames": tracker.frames_kept, "mib": tracker.held_bytes / 2**20,
+            "pick_ms": 1000 * float(np.median(times))}
 
 
 def main(argv=None) -> None:

@@ -10,7 +10,9 @@ cache's test split and the training pictures: the in-distribution figure beside 
 Players stand apart at 15-45% of the short side with up to two silent distractors; their
 levels span +-10 dB.
 
-Only `pixelplayer.eval` (pixelplayer-eval --heldout / --world) builds these.
+Only `pixelplayer.eval` (pixelplayer-eval --heldout / --world) builds the held-out scenes.
+`world_take` renders the same layout from the training soundfonts at any length: the long
+validation takes that live settings are chosen on (benchmarks/bench_synchrony_gap.py).
 """
 from __future__ import annotations
 

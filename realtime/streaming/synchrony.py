@@ -103,6 +103,15 @@ class SynchronyTracker:
         self._frames.clear()
         self._last = None
 
+    @property
+    def held_bytes(self) -> int:
+        """Memory the kept frame changes take (they dominate what the tracker holds)."""
+        return sum(change.nbytes for _, change, _ in self._frames if change is not None)
+
+    @property
+    def frames_kept(self) -> int:
+        return len(self._frames)
+
     def push_chunk(self, energies: np.ndarray, mixture_energy: float, t_s: float) -> None:
         """energies `(C,)`: each candidate's separated energy over one chunk's frames (the
         units of `synchrony.candidate_energies`), mixture_energy: the mixture's over the

@@ -34,7 +34,8 @@ def test_tracker_picks_as_the_offline_rule_on_the_same_past():
     short = SynchronyTracker(np.eye(3, 4, dtype=np.float32), span_s=1.0)
     for k in range(120):
         short.push_frame(grey[k % n], k / 60.0)
-    assert 29 <= len(short._frames) <= 32
+    assert 29 <= short.frames_kept <= 32
+    assert short.held_bytes == short.frames_kept * 60 * 80  # one change a kept frame
     assert short.pick(0.5, 0.5) is None  # no chunks yet: no evidence
 
 
@@ -55,6 +56,7 @@ def test_a_pick_still_hears_a_player_who_paused_for_ten_seconds():
             tracker.push_chunk(energies[:, k], float(energies[:, k].sum()), (k + 0.5) / fps)
     assert default.pick(10 / 40, 15 / 30).indices[0] == 1
     assert short.pick(10 / 40, 15 / 30) is None
+    assert default.frames_kept == pytest.approx(30 * fps, abs=2) and short.frames_kept == pytest.approx(8 * fps, abs=2)
 
 
 def test_tracker_interpolates_frames_between_chunks():
