@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .instruments import MissingDependencyError
+from .sampled_font import INSTRUMENTS as SAMPLED_INSTRUMENTS
 
 TRAIN, HELDOUT = "train", "heldout"
 # A source that shares its content with a held-out one: listed so the content check
@@ -71,6 +72,9 @@ SOUNDFONTS: tuple[Soundfont, ...] = (
               "Debian musescore-general-soundfont-small", "MIT"),
     Soundfont("opl3", TRAIN, ("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2",),
               "Debian opl3-soundfont (FM synthesis)", "GPL-2+"),
+    Soundfont("tonejs", TRAIN, ("soundfonts/tonejs-instruments.sf2",),
+              "npm tonejs-instrument-*-mp3, built by scripts/fetch_assets (sampled_font.py)", "MIT",
+              instruments=SAMPLED_INSTRUMENTS),
     Soundfont("avl-black-pearl", TRAIN, ("/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2",),
               "Debian avldrums.lv2-soundfont", "CC-BY-SA-4.0", instruments=("drum",), drum_bank=0),
     Soundfont("avl-red-zeppelin", TRAIN, ("/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2",),

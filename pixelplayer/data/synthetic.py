@@ -198,11 +198,17 @@ def _cached(solos_dir: str, header: dict, plan: list[SoloClip]) -> dict[str, Sol
     old = _read_manifest(solos_dir)
     if not old:
         return {}
-    for key in ("seed", "seconds", "sr", "soundfonts"):
+    for key in ("seed", "seconds", "sr"):
         if old.get(key) != header.get(key):
             raise ValueError(
                 f"{solos_dir} holds clips made with {key}={old.get(key)}, not {header[key]}: use another --root"
             )
+    # A broad-world cache may gain soundfonts (a new recording joins without re-rendering the
+    # others), never lose one or change world.
+    had, wants = old.get("soundfonts"), header.get("soundfonts")
+    if had != wants and not (had and wants and set(had) < set(wants)):
+        raise ValueError(f"{solos_dir} holds clips made with soundfonts={had}, not {wants} "
+                         "(a cache can only gain soundfonts): use another --root")
     have = {c.clip_id: c for c in (SoloClip(**d) for d in old.get("clips", []))}
     wanted = {c.clip_id: c for c in plan}
     return {
@@ -222,7 +228,8 @@ def generate_solos(
     n_per_instrument: split -> clips per instrument (default 48/8/8 for train/val/test).
     seconds: clip length in seconds. soundfonts: training soundfont names for the broad
     world (None: the original FluidSynth world). Idempotent: clips already in the cache
-    with the same seeds are kept; clips from earlier runs beyond the requested counts stay.
+    with the same seeds are kept; clips from earlier runs beyond the requested counts stay;
+    soundfonts added to a broad-world cache's list are rendered beside the ones it holds.
     Raises MissingDependencyError if FluidSynth or a soundfont is missing.
     """
     if soundfonts:
