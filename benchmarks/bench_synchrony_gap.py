@@ -159,6 +159,11 @@ def main(argv=None) -> None:
     p.add_argument("--take-seconds", type=float, default=None, metavar="S",
                    help="instead of the cache's 8 s clips, validation takes of S seconds rendered "
                         "from the training soundfonts (`heldout.world_take`)")
+    p.add_argument("--take-fonts", default="", metavar="LIST",
+                   help="with --take-seconds: only these training soundfonts, comma-separated "
+                        "(e.g. one the model never heard; default: all)")
+    p.add_argument("--take-instruments", default="", metavar="LIST",
+                   help="with --take-seconds: only these instruments, comma-separated (default: all)")
     p.add_argument("--scenes", type=int, default=10)
     p.add_argument("--model", default="default", help="checkpoint to stream (default: the shipped one)")
     p.add_argument("--engine", default="onnx", help="engines.load kind for the in-process rows")
@@ -184,6 +189,10 @@ def main(argv=None) -> None:
         p.error(f"--rows: unknown {unknown}; choose from {', '.join(ROWS)}")
     if args.take_seconds is None and not args.world:
         p.error("--world is needed unless --take-seconds is given")
+    fonts = tuple(f.strip() for f in args.take_fonts.split(",") if f.strip())
+    players = tuple(f.strip() for f in args.take_instruments.split(",") if f.strip())
+    if (fonts or players) and args.take_seconds is None:
+        p.error("--take-fonts and --take-instruments go with --take-seconds")
 
     import dataclasses
     import json
@@ -205,8 +214,10 @@ def main(argv=None) -> None:
         scene_of = lambda i: world_test_scene(world, i, 2, split=args.split)  # noqa: E731
         what = f"world {args.split} duets"
     else:
-        scene_of = lambda i: world_take(i, 2, seconds=args.take_seconds)  # noqa: E731
-        what = f"{args.take_seconds:g} s world validation takes"
+        scene_of = lambda i: world_take(i, 2, seconds=args.take_seconds, fonts=fonts,  # noqa: E731
+                                        instruments=players)
+        what = f"{args.take_seconds:g} s world validation takes" + \
+            "".join(f" ({', '.join(x)})" for x in (fonts, players) if x)
     rows: dict = {}
     for i in range(args.scenes):
         for name, got in scene_rows(engine, model, scene_of(i), wanted, args.skip, args.span).items():

@@ -57,21 +57,33 @@ def heldout_scene(seed: int, n_players: int = 2, size: tuple[int, int] = DEFAULT
 
 
 def world_take(seed: int, n_players: int = 2, size: tuple[int, int] = DEFAULT_SIZE,
-               seconds: float = 30.0) -> Scene:
+               seconds: float = 30.0, fonts: tuple[str, ...] = (),
+               instruments: tuple[str, ...] = ()) -> Scene:
     """A validation take of any length in the held-out layout: sounds rendered now from
     the training soundfonts (melodies and seeds no cache clip has), training pictures.
     What the long live takes of the held-out evaluation are measured against when a live
-    setting is chosen, without reading a reserved asset. Deterministic in its arguments."""
-    return _rendered_scene(TRAIN, WORLD_TAKE_SALT, "worldtake", seed, n_players, size, seconds)
+    setting is chosen, without reading a reserved asset. `fonts`: only these training
+    soundfonts (and the instruments they render), e.g. one a model was not trained on;
+    `instruments`: only these. Deterministic in its arguments."""
+    return _rendered_scene(TRAIN, WORLD_TAKE_SALT, "worldtake", seed, n_players, size, seconds, fonts,
+                           instruments)
 
 
 def _rendered_scene(role: str, salt: int, tag: str, seed: int, n_players: int,
-                    size: tuple[int, int], seconds: float) -> Scene:
-    """n_players distinct instruments, each from a random soundfont of `role` that renders
-    it, laid out with that role's pictures."""
+                    size: tuple[int, int], seconds: float, only: tuple[str, ...] = (),
+                    among: tuple[str, ...] = ()) -> Scene:
+    """n_players distinct instruments (among `among` if given), each from a random soundfont
+    of `role` (among `only` if given) that renders it, laid out with that role's pictures."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), n_players, salt]))
     fonts = soundfonts(role)
-    names = instrument_names()
+    if only:
+        unknown = sorted(set(only) - {f.name for f in fonts})
+        if unknown:
+            raise ValueError(f"not a {role} soundfont: {', '.join(unknown)}")
+        fonts = [f for f in fonts if f.name in only]
+    names = [n for n in instrument_names() if any(f.renders(n) for f in fonts) and (not among or n in among)]
+    if len(names) < n_players:
+        raise ValueError(f"{len(names)} instruments to draw {n_players} players from")
     chosen = [names[i] for i in rng.permutation(len(names))[:n_players]]
     sources, ids = [], []
     for inst in chosen:

@@ -162,3 +162,21 @@ def test_world_takes_read_only_training_files(monkeypatch):
     assert again.clip_ids == world_take(1, 2, seconds=2.0).clip_ids
     heldout_fonts = {f.name for f in assets.soundfonts(HELDOUT)}
     assert all(i.split("/")[1] in heldout_fonts for i in heldout_scene(0, 2, seconds=1.0).clip_ids)
+
+
+def test_world_takes_can_keep_to_some_training_fonts():
+    """`world_take(fonts=..., instruments=...)`: a recording a model never heard, or only
+    some instruments; never a reserved font."""
+    from pixelplayer.data.heldout import world_take
+    from pixelplayer.data.sampled_font import INSTRUMENTS
+
+    for seed in range(3):
+        take = world_take(seed, 2, seconds=1.0, fonts=("tonejs",))
+        assert {i.split("/")[1] for i in take.clip_ids} == {"tonejs"}
+        assert set(take.instruments) <= set(INSTRUMENTS)
+    pair = ("violin", "flute", "horn")
+    assert set(world_take(0, 2, seconds=1.0, fonts=("fluidr3",), instruments=pair).instruments) <= set(pair)
+    with pytest.raises(ValueError, match="not a train soundfont"):
+        world_take(0, 2, seconds=1.0, fonts=("merlin",))
+    with pytest.raises(ValueError, match="0 instruments"):
+        world_take(0, 2, seconds=1.0, fonts=("avl-black-pearl",), instruments=pair)

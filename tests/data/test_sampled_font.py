@@ -4,6 +4,8 @@ import os
 import numpy as np
 import pytest
 
+from tests.fixtures_services import needs_world_assets
+
 from pixelplayer.data import assets, sampled_font
 from pixelplayer.data.instruments import get_instrument
 from pixelplayer.data.sampled_font import FONT_RATE, Sample, build_sf2, note_number, prepare, sounds_octave_above
@@ -68,6 +70,7 @@ def test_the_sampled_font_covers_every_program_of_its_instruments():
         assert set(get_instrument(name).all_programs) <= covered, name
 
 
+@needs_world_assets()
 def test_a_broad_world_cache_gains_a_soundfont_without_rerendering(tmp_path):
     from pixelplayer.data.synthetic import generate_solos
 
