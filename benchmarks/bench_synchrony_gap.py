@@ -151,7 +151,7 @@ def _skips(text: str) -> list[float]:
         raise argparse.ArgumentTypeError("seconds, comma-separated (e.g. 1,8)") from None
 
 
-def main(argv=None) -> None:
+def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--world", help="broad-world cache (pixelplayer-data solos --soundfonts all); "
                                    "not needed with --take-seconds")
@@ -165,6 +165,8 @@ def main(argv=None) -> None:
     p.add_argument("--take-instruments", default="", metavar="LIST",
                    help="with --take-seconds: only these instruments, comma-separated (default: all)")
     p.add_argument("--scenes", type=int, default=10)
+    p.add_argument("--first-scene", type=int, default=0,
+                   help="seed of the first scene (default 0): later ones keep clear of those read before")
     p.add_argument("--model", default="default", help="checkpoint to stream (default: the shipped one)")
     p.add_argument("--engine", default="onnx", help="engines.load kind for the in-process rows")
     p.add_argument("--app", action="store_true", help="also run the real realtime-sep per player")
@@ -181,6 +183,11 @@ def main(argv=None) -> None:
     p.add_argument("--window", default=None, choices=("hann", "asymmetric"),
                    help="synthesis window (default: the app's)")
     p.add_argument("--json", default=None, help="also write every player's SDR per row and skip here")
+    return p
+
+
+def main(argv=None) -> None:
+    p = get_parser()
     args = p.parse_args(argv)
     wanted = [k for k in ROWS if k != "app" or args.app] if args.rows is None \
         else [r.strip() for r in args.rows.split(",")]
@@ -190,8 +197,8 @@ def main(argv=None) -> None:
     if args.take_seconds is None and not args.world:
         p.error("--world is needed unless --take-seconds is given")
     fonts = tuple(f.strip() for f in args.take_fonts.split(",") if f.strip())
-    players = tuple(f.strip() for f in args.take_instruments.split(",") if f.strip())
-    if (fonts or players) and args.take_seconds is None:
+    take_instruments = tuple(f.strip() for f in args.take_instruments.split(",") if f.strip())
+    if (fonts or take_instruments) and args.take_seconds is None:
         p.error("--take-fonts and --take-instruments go with --take-seconds")
 
     import dataclasses
@@ -215,15 +222,15 @@ def main(argv=None) -> None:
         what = f"world {args.split} duets"
     else:
         scene_of = lambda i: world_take(i, 2, seconds=args.take_seconds, fonts=fonts,  # noqa: E731
-                                        instruments=players)
+                                        instruments=take_instruments)
         what = f"{args.take_seconds:g} s world validation takes" + \
-            "".join(f" ({', '.join(x)})" for x in (fonts, players) if x)
+            "".join(f" ({', '.join(x)})" for x in (fonts, take_instruments) if x)
     rows: dict = {}
-    for i in range(args.scenes):
+    for i in range(args.first_scene, args.first_scene + args.scenes):
         for name, got in scene_rows(engine, model, scene_of(i), wanted, args.skip, args.span).items():
             for s, v in got.items():
                 rows.setdefault(name, {}).setdefault(s, []).extend(v)
-        print(f"scene {i + 1}/{args.scenes}: " + ", ".join(
+        print(f"scene {i + 1 - args.first_scene}/{args.scenes}: " + ", ".join(
             f"{k} {statistics.mean(v[args.skip[0]]):.2f}" for k, v in rows.items()), flush=True)
     players = len(next(iter(rows.values()))[args.skip[0]])
     for s in args.skip:

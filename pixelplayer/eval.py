@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .config import IMAGENET_MEAN, IMAGENET_STD
+from .data.instruments import MELODIC
 from .metrics import audible, bss_eval, sdr
 from .model import PixelPlayer
 from .separation import (oracle_binary_mask, pixel_to_cell, separate_by_clips,
@@ -116,7 +117,7 @@ def evaluate_scene(model: PixelPlayer, scene) -> dict:
               "single_cell_sdr": sdr(sources, single).tolist(),
               "mix_sdr": sdr(sources, mix.expand_as(sources)).tolist(),
               "ibm_sdr": sdr(sources, ibm).tolist(), "loc_hits": 0, "loc_windows": 0,
-              "estimates": est}
+              "melodic": all(name in MELODIC for name in scene.instruments), "estimates": est}
     if model.instrument_features.shape[0]:
         result.update(_synchrony_click(model, scene, frames, mix.to(device), sources))
     win = (LOCALIZATION_WINDOW - 1) * 256
@@ -226,7 +227,10 @@ def _aggregate_synchrony(per: list[dict]) -> dict:
     if not per or "sync_sdr" not in per[0]:
         return {}
     flat = [v for r in per for v in r["sync_sdr"]]
+    melodic = [v for r in per if r["melodic"] for v in r["sync_sdr"]]
     return {"sync_sdr": _mean(flat), "sync_sdr_median": float(np.median(flat)),
+            "sync_sdr_melodic": _mean(melodic), "sync_melodic_players": len(melodic),
+            "sync_sdr_others": _mean([v for r in per if not r["melodic"] for v in r["sync_sdr"]]),
             "sync_sir": _mean([v for r in per for v in r["sync_sir"]]),
             "sync_sar": _mean([v for r in per for v in r["sync_sar"]]),
             "sync_max_similarity": max(r["sync_similarity"] for r in per),

@@ -79,6 +79,9 @@ def _scene_row(name: str, sc: dict) -> list[str]:
     if "sync_sdr" in sc:
         rows += [f"| {name}: click SDR by synchrony (dB), mean / median | {sc['sync_sdr']:.2f} / "
                  f"{sc['sync_sdr_median']:.2f} | | |",
+                 f"| {name}: by synchrony, scenes of melodic instruments only / the others (dB; "
+                 f"{sc['sync_melodic_players']} / {sc['players'] - sc['sync_melodic_players']} players) | "
+                 f"{sc['sync_sdr_melodic']:.2f} / {sc['sync_sdr_others']:.2f} | | |",
                  f"| {name}: by synchrony, SIR / SAR (dB) | {sc['sync_sir']:.2f} / {sc['sync_sar']:.2f} | | |",
                  f"| {name}: by synchrony, scenes whose players' outputs correlate >= 0.85 | "
                  f"{sc['sync_same_sound_scenes']} of {sc['scenes']} (max {sc['sync_max_similarity']:.2f}; "

@@ -53,6 +53,11 @@ def get_parser() -> argparse.ArgumentParser:
     data.add_argument("--frames", type=int, default=None, metavar="TF",
                       help="frames per clip (default 3; 1 with --world: a third of the frame-net work)")
     data.add_argument("--num-mix", type=int, default=2, help="clips mixed per example (N)")
+    data.add_argument("--melodic-pairs", type=float, default=0.0, metavar="P",
+                      help="with --world: chance (0-1) that a mixture led by a melodic instrument "
+                           "takes its other sources from melodic instruments alone, the pairs "
+                           "separated worst (data.instruments.MELODIC; default 0: all alike); "
+                           "validation is unchanged")
     data.add_argument("--vary-visuals", action="store_true",
                       help="synthetic data: a fresh picture placement/background on every draw")
     model = p.add_argument_group("model")
@@ -135,6 +140,8 @@ def build_datasets(args):
         raise ValueError("--music-train goes alone, without --world or --data")
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be >= 1 (got {args.frames})")
+    if not 0.0 <= args.melodic_pairs <= 1.0 or (args.melodic_pairs and args.world is None):
+        raise ValueError(f"--melodic-pairs takes a chance from 0 to 1, with --world (got {args.melodic_pairs})")
     if args.style_distill and (args.world is None or not args.init):
         raise ValueError("--style-distill needs --world (its validation mixtures) and --init "
                          "(the model whose features are the targets)")
@@ -154,7 +161,8 @@ def build_datasets(args):
             targets = canonical_features(load(args.init))
             return StyleDataset(targets, length=args.batch_size * (args.steps_per_epoch or 256),
                                 num_frames=tf, look=look), val_set
-        mix, look = stage(args.world_stage, num_mix=args.num_mix, num_frames=tf)
+        mix, look = stage(args.world_stage, num_mix=args.num_mix, num_frames=tf,
+                          melodic_share=args.melodic_pairs)
         train_set = WorldMixDataset(str(args.world), "train", mix, look)
         if args.data is not None:  # the original world too, in proportion to its clips
             original = SyntheticMixDataset(str(args.data), "train", num_mix=args.num_mix,
@@ -190,12 +198,13 @@ def instrument_datasets(args):
     if not names:
         raise ValueError(f"--init {args.init} has no instrument features "
                          "(scripts/attach_instrument_features.py adds them)")
-    world, mix = str(args.world), WorldMix(num_mix=args.num_mix)
+    world, mix = str(args.world), WorldMix(num_mix=args.num_mix, melodic_share=args.melodic_pairs)
     train_set = InstrumentMixDataset(world, "train", names, mix)
     if args.data is not None:  # the original world's sounds too, so they are not forgotten
         train_set = torch.utils.data.ConcatDataset(
             [train_set, InstrumentMixDataset(str(args.data), "train", names, mix)])
-    return train_set, InstrumentMixDataset(world, "val", names, dataclasses.replace(mix, train=False))
+    val_mix = dataclasses.replace(mix, train=False, melodic_share=0.0)
+    return train_set, InstrumentMixDataset(world, "val", names, val_mix)
 
 
 def make_validator(val_set, n_mixtures: int, batch_size: int,

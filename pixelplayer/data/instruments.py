@@ -119,6 +119,10 @@ def _registry() -> dict[str, Instrument]:
 
 
 INSTRUMENTS: dict[str, Instrument] = _registry()
+# Bowed, blown and keyboard/fretted instruments that carry melodies and chords over a wide
+# range: duets of two of them are the ones the models separate worst (docs/MODEL.md, "Which
+# duets the model fails"), so evaluations report them apart (pixelplayer.eval).
+MELODIC = ("violin", "trumpet", "saxophone", "guitar", "piano", "accordion", "flute", "horn")
 
 
 def instrument_names() -> list[str]:

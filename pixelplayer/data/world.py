@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .instruments import MELODIC
 from .music import normalize_frames
 from .synthetic import SyntheticSolos, read_solo_audio
 from .visual import Envelope
@@ -29,7 +30,10 @@ class WorldMix:
     """num_mix: videos per item (N); aud_len: samples per video; num_frames: frames (Tf)
     per video, img_size: their side in pixels; players: odds of 1, 2, 3 sounding players
     in a video; level_db: the videos' levels span +-level_db/2 each (so +-level_db
-    between two); train: fresh randomness on every draw (else fixed by index and seed)."""
+    between two); melodic_share: the chance that an item led by a melodic instrument
+    (instruments.MELODIC) takes its other players from those alone, the pairs the models
+    separate worst (0: from all instruments alike); train: fresh randomness on every draw
+    (else fixed by index and seed)."""
 
     num_mix: int = 2
     aud_len: int = 65535
@@ -37,6 +41,7 @@ class WorldMix:
     img_size: int = 224
     players: tuple[float, ...] = (0.75, 0.2, 0.05)
     level_db: float = 10.0
+    melodic_share: float = 0.0
     train: bool = True
     seed: int = 0
 
@@ -90,6 +95,9 @@ class WorldMixDataset(torch.utils.data.Dataset):
         counts = [1 + int(rng.choice(len(self.cfg.players), p=self.cfg.players)) for _ in range(self.cfg.num_mix)]
         first = self.solos.clips[index].instrument
         others = [n for n in self.by_instrument if n != first]
+        if self.cfg.melodic_share and first in MELODIC and rng.random() < self.cfg.melodic_share:
+            melodic = [n for n in others if n in MELODIC]
+            others = melodic if len(melodic) >= sum(counts) - 1 else others
         names = [first] + [others[i] for i in rng.permutation(len(others))[: sum(counts) - 1]]
         clips = [int(index)] + [self.by_instrument[n][int(rng.integers(len(self.by_instrument[n])))]
                                 for n in names[1:]]

@@ -182,15 +182,19 @@ def test_eval_prints_a_table_and_writes_json(cache, tmp_path, capsys):
     assert res["mixtures"]["mixtures"] >= 1 and np.isfinite(res["mixtures"]["sdr"])
     assert res["mixtures"]["ibm_sdr"] > res["mixtures"]["mix_sdr"]
     assert res["scenes"]["players"] == 2 and 0 <= res["scenes"]["localization_accuracy"] <= 1
-    assert "| 2-mix SDR" in capsys.readouterr().out
+    assert res["scenes"]["sync_melodic_players"] in (0, 2)
+    table = capsys.readouterr().out
+    assert "| 2-mix SDR" in table and "scenes of melodic instruments only / the others" in table
 
 
 def test_eval_and_train_bad_input(tmp_path, capsys):
     assert eval_cli.main(["--data", str(tmp_path / "nothing"), "--model", str(tmp_path / "m.pt")]) == 2
     assert train_cli.main(["--out", str(tmp_path / "run")]) == 2
+    assert train_cli.main(["--data", str(tmp_path), "--melodic-pairs", "0.5", "--out", str(tmp_path / "r")]) == 2
     assert train_cli.main(["--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3, err
+    assert len(err) == 4, err
+    assert "--melodic-pairs" in err[2]
 
 
 def test_train_streaming_and_init_bad_input(tmp_path, capsys):

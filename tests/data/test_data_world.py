@@ -139,3 +139,25 @@ def test_world_mix_items(world_cache):
     train = WorldMixDataset(str(world_cache), "train", WorldMix(aud_len=32767))
     a, b = train[0], train[0]
     assert not np.array_equal(a["frames"].numpy(), b["frames"].numpy())  # redrawn every time
+
+
+def test_melodic_pairs_draw_melodic_partners_for_melodic_leads(world_cache):
+    from pixelplayer.data.instruments import MELODIC
+    from pixelplayer.data.world import WorldMix, WorldMixDataset
+
+    def partners(share: float) -> tuple[set, int]:
+        ds = WorldMixDataset(str(world_cache), "train", WorldMix(players=(1.0,), melodic_share=share))
+        seen, leads = set(), 0
+        for index, clip in enumerate(ds.solos.clips):
+            if clip.instrument not in MELODIC:
+                continue
+            leads += 1
+            for draw in range(12):
+                videos = ds.plan(index, np.random.default_rng([index, draw]))
+                seen |= {ds.solos.clips[c].instrument for video in videos[1:] for c in video}
+        return seen, leads
+
+    always, leads = partners(1.0)
+    assert leads and always <= set(MELODIC)
+    mixed, _ = partners(0.0)
+    assert mixed - set(MELODIC)  # without it, drums and bells partner melodic leads too
