@@ -118,7 +118,8 @@ def scene_rows(engine, model, scene, rows_wanted, skips_s, span_s=None) -> dict:
     offline = offline_click(model, scene) if "offline" in rows_wanted else None
     rows = {label: {s: [] for s in skips_s} for key, label in ROWS.items() if key in rows_wanted}
     with tempfile.TemporaryDirectory(prefix="pp_gap_") as tmp:
-        write_scene(scene, tmp, mux_audio=False)
+        if {"live, decoded", "realtime-sep"} & set(rows):  # only these read the files
+            write_scene(scene, tmp, mux_audio=False)
         video, mix = os.path.join(tmp, "video.mp4"), os.path.join(tmp, "mixture.wav")
         decoded = decoded_frames(video, shape) if "live, decoded" in rows else []
         at = lambda k: decoded[k] if k < len(decoded) else None  # noqa: E731
