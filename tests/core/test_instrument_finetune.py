@@ -145,8 +145,10 @@ def test_the_original_world_joins_training_but_not_validation(world_cache, tmp_p
     model.instrument_names = ("drum", "flute", "violin")
     path = pixelplayer.checkpoint.save(model, tmp_path / "three.safetensors")
     args = Namespace(world=world_cache, data=world_cache, init=str(path), music_train=None,
-                     style_distill=False, num_mix=2)
+                     style_distill=False, num_mix=2, melodic_pairs=0.0)
     train_set, val_set = instrument_datasets(args)
     alone, _ = instrument_datasets(Namespace(**{**vars(args), "data": None}))
     assert len(train_set) == 2 * len(alone)
     assert isinstance(val_set, InstrumentMixDataset) and not val_set.cfg.train
+    melodic, val_melodic = instrument_datasets(Namespace(**{**vars(args), "data": None, "melodic_pairs": 1.0}))
+    assert melodic.cfg.melodic_share == 1.0 and val_melodic.cfg.melodic_share == 0.0  # validation unchanged
