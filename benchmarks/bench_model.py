@@ -1,6 +1,7 @@
 """Model size and speed: parameters, GMACs and forward time of the full and light configs.
 
     python benchmarks/bench_model.py [--threads 2] [--repeats 10] [--device cpu|cuda] [--json F]
+    python benchmarks/bench_model.py --configs 'light;light:audio_ngf=24;light:audio_ngf=32,k=32'
 
 Audio net on a (1, 1, 256, 128) log-spectrogram (128 frames = 2.97 s of context), frame
 net on one 224x224 frame, synthesizer over all 14x14 cells. Times are medians of
@@ -16,7 +17,7 @@ import time
 
 import torch
 
-from pixelplayer.config import PRESETS
+from pixelplayer.config import parse_size
 from pixelplayer.model import PixelPlayer, count_parameters
 
 
@@ -56,7 +57,7 @@ def time_call(fn, repeats: int, device: str) -> float:
 
 
 def bench(name: str, device: str, repeats: int) -> dict:
-    model = PixelPlayer(PRESETS[name]).eval().to(device)
+    model = PixelPlayer(parse_size(name)).eval().to(device)
     k = model.config.k
     log_mag = torch.randn(1, 1, 256, 128, device=device)
     frame = torch.randn(1, 3, 1, 224, 224, device=device)
@@ -87,11 +88,19 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--configs", default="full,light")
+    parser.add_argument("--configs", default="full,light",
+                        help="presets, each optionally with sizes changed (PRESET:key=N,...), "
+                             "separated by ';' when any has a ':' (else by ',')")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = [bench(c, args.device, args.repeats) for c in args.configs.split(",")]
+    configs = args.configs.split(";" if ":" in args.configs else ",")
+    try:
+        for c in configs:
+            parse_size(c)
+    except ValueError as exc:
+        parser.error(f"--configs: {exc}")
+    rows = [bench(c, args.device, args.repeats) for c in configs]
     print(f"# bench_model: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} threads, device {args.device}, median of {args.repeats}")
     cols = list(rows[0])

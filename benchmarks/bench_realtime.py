@@ -2,6 +2,7 @@
 
     python benchmarks/bench_realtime.py                  # 60 s, default model (else LIGHT random)
     python benchmarks/bench_realtime.py --seconds 15 --model light
+    python benchmarks/bench_realtime.py --model light:audio_ngf=24   # a size not yet trained
 
 What runs is the real pipeline of `realtime-sep` (separation worker, PortAudio
 mic/speaker streams, paced camera file, a GUI thread annotating every frame without
@@ -67,24 +68,36 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_model(spec: str, log=print):
-    """(PixelPlayer, description): 'default' falls back to random LIGHT weights if absent."""
+def load_model(spec: str, work: str, log=print):
+    """(PixelPlayer, description, --model for the app). A preset, optionally with sizes
+    changed ("light:audio_ngf=24", `pixelplayer.config.parse_size`), gets random weights
+    and random instrument features, written to a checkpoint under `work` so that the app
+    reads them as it reads the default's: clicks pick by synchrony, and the live cost of a
+    size is measured before it is trained. 'default' falls back to random LIGHT weights if
+    absent."""
     import torch
 
     import pixelplayer
-    from pixelplayer.config import PRESETS
+    from pixelplayer import checkpoint
+    from pixelplayer.config import PRESETS, parse_size
+    from pixelplayer.data.instruments import instrument_names
 
-    if spec in PRESETS:
+    if spec.partition(":")[0] in PRESETS:
         torch.manual_seed(0)
-        return pixelplayer.PixelPlayer(PRESETS[spec]).eval(), f"{spec} (random weights)"
+        model = pixelplayer.PixelPlayer(parse_size(spec)).eval()
+        names = tuple(instrument_names())
+        model.instrument_features = torch.rand(len(names), model.config.k)
+        model.instrument_names = names
+        path = checkpoint.save(model, os.path.join(work, "random.safetensors"))
+        return model, f"{spec} (random weights)", str(path)
     try:
-        return pixelplayer.load(spec), spec
+        return pixelplayer.load(spec), spec, spec
     except pixelplayer.CheckpointError as exc:
         if spec != "default":
             raise
         log(f"bench: {exc}; using random LIGHT weights instead")
         torch.manual_seed(0)
-        return pixelplayer.PixelPlayer(pixelplayer.LIGHT).eval(), "LIGHT (random weights: default absent)"
+        return pixelplayer.PixelPlayer(pixelplayer.LIGHT).eval(), "LIGHT (random weights: default absent)", spec
 
 
 def lag_ms(mic: np.ndarray, spk: np.ndarray, piece_s: float = 2.0, max_lag_s: float = 1.0):
@@ -137,15 +150,16 @@ class _Cpu:
 
 def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: bool,
              blocksize: int | None, jitter_ms: float | None, stems: str | None = None,
-             audio_first: str = "on", select_by: str | None = None):
+             audio_first: str = "on", select_by: str | None = None, model: str = "default"):
     """realtime-sep's session on mic_sink.monitor -> spk_sink (not started); the GUI thread
-    annotates every frame into a discarding video sink."""
+    annotates every frame into a discarding video sink. `model`: the --model the app reads
+    its instrument features from (the engine's checkpoint)."""
     from realtime.app.cli import get_parser as app_parser
     from realtime.app.inputs import open_microphone, open_speaker
     from realtime.app.session import Session
     from realtime.io.camera import CameraSource
 
-    opts = app_parser().parse_args(["--duration", str(seconds), "--log-every", "0",
+    opts = app_parser().parse_args(["--duration", str(seconds), "--log-every", "0", "--model", model,
                                     "--audio-first", audio_first,
                                     *(("--select-by", select_by) if select_by else ())])
     opts.select = tuple(meta["players"][0]["centre"])
@@ -161,7 +175,8 @@ def _session(engine, spec, scene_dir: str, meta: dict, seconds: float, bypass: b
 
 def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, warmup: float,
              bypass: bool, blocksize: int | None, jitter_ms: float | None = None,
-             stems: str | None = None, audio_first: str = "on", select_by: str | None = None) -> dict:
+             stems: str | None = None, audio_first: str = "on", select_by: str | None = None,
+             model: str = "default") -> dict:
     """One live run through PulseAudio; returns counters measured after `warmup` s."""
     import soundfile as sf
 
@@ -172,7 +187,7 @@ def run_mode(server, engine, spec, scene_dir: str, meta: dict, seconds: float, w
                          RATE)
     time.sleep(0.5)
     session = _session(engine, spec, scene_dir, meta, seconds + warmup, bypass, blocksize, jitter_ms,
-                       None if bypass else stems, audio_first, select_by)
+                       None if bypass else stems, audio_first, select_by, model)
     p = session.pipeline
     recs, marks = [], {}
 
@@ -278,11 +293,11 @@ def main(argv=None) -> int:
     from realtime.app.demo import build_scene
     from realtime.app.session import build_spec
 
-    model, model_name = load_model(args.model)
+    work = tempfile.mkdtemp(prefix="bench_rt_")
+    model, model_name, args.model = load_model(args.model, work)
     spec = build_spec(args)
     engine = engines.load(args.engine, model, spec, threads=args.threads)
     engine_name = f"{engine.name} on {engine.device}"
-    work = tempfile.mkdtemp(prefix="bench_rt_")
     scene_dir, meta = build_scene(work, seconds=8.0, seed=0, log=lambda s: None)
     server = PulseServer().start()
     os.environ.update(server.client_env)
@@ -297,7 +312,7 @@ def main(argv=None) -> int:
             rows.append(run_mode(server, engine, spec, scene_dir, meta, secs, args.warmup,
                                  bypass, args.blocksize, args.jitter_ms,
                                  os.path.join(work, "stems") if args.stems else None,
-                                 args.audio_first, args.select_by))
+                                 args.audio_first, args.select_by, args.model))
             if args.stems and not bypass:
                 found = json.loads(Path(work, "stems", "stems.json").read_text())["stems"]
                 print(f"bench: --stems wrote {len(found)} stems", flush=True)

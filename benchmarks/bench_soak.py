@@ -77,7 +77,7 @@ def soak(server, engine, spec, scene_dir: str, meta: dict, args) -> tuple[list[d
     player = server.play(np.tile(mixture, int(np.ceil((total + 10) * RATE / mixture.size))), RATE)
     time.sleep(0.5)
     session = _session(engine, spec, scene_dir, meta, total, False, args.blocksize, args.jitter_ms,
-                       audio_first=args.audio_first)
+                       audio_first=args.audio_first, model=args.model)
     p, samples, stop, recs = session.pipeline, [], threading.Event(), []
     t0 = time.monotonic()
 
@@ -146,11 +146,11 @@ def main(argv=None) -> int:
     from realtime.app.session import build_spec
     from tests.fixtures_services import PulseServer
 
-    model, model_name = load_model(args.model)
+    work = tempfile.mkdtemp(prefix="bench_soak_")
+    model, model_name, args.model = load_model(args.model, work)
     spec = build_spec(args)
     engine = engines.load(args.engine, model, spec, threads=args.threads)
-    scene_dir, meta = build_scene(tempfile.mkdtemp(prefix="bench_soak_"), seconds=8.0, seed=0,
-                                  log=lambda s: None)
+    scene_dir, meta = build_scene(work, seconds=8.0, seed=0, log=lambda s: None)
     server = PulseServer().start()
     os.environ.update(server.client_env)
     try:

@@ -73,3 +73,19 @@ FULL = ModelConfig()
 # Small enough that a 128-frame context + pixel synthesis runs in real time on 2 CPU cores.
 LIGHT = ModelConfig(k=16, frame_width=32, audio_ngf=16, audio_depth=7)
 PRESETS = {"full": FULL, "light": LIGHT}
+
+
+def parse_size(text: str) -> ModelConfig:
+    """A preset with some sizes changed: "light", "light:audio_ngf=24,k=32" -> ModelConfig.
+    Raises ValueError naming the bad part."""
+    name, _, changes = text.partition(":")
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} in {text!r}; known: {', '.join(sorted(PRESETS))}")
+    sizes = PRESETS[name].to_dict()
+    for item in filter(None, changes.split(",")):
+        key, _, value = item.partition("=")
+        if key not in ("k", "frame_width", "audio_ngf", "audio_depth") or not value.isdigit():
+            raise ValueError(f"{item!r} in {text!r}: expected k, frame_width, audio_ngf or "
+                             "audio_depth = a whole number")
+        sizes[key] = int(value)
+    return ModelConfig.from_dict(sizes)

@@ -79,3 +79,16 @@ def test_bad_config_is_rejected():
         ModelConfig(audio_depth=3)
     with pytest.raises(ValueError):
         ModelConfig.from_dict({"k": 4, "bogus": 1})
+
+
+def test_parse_size_changes_a_presets_sizes():
+    from pixelplayer.config import LIGHT, parse_size
+
+    assert parse_size("light") == LIGHT
+    bigger = parse_size("light:audio_ngf=24,k=32")
+    assert (bigger.audio_ngf, bigger.k, bigger.frame_width) == (24, 32, LIGHT.frame_width)
+    for bad, says in (("huge", "unknown preset"), ("light:ngf=24", "expected k"),
+                      ("light:k=x", "expected k"), ("light:k=0", "must be positive"),
+                      ("light:audio_depth=4", "audio_depth")):
+        with pytest.raises(ValueError, match=says):
+            parse_size(bad)
