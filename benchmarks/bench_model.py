@@ -56,8 +56,8 @@ def time_call(fn, repeats: int, device: str) -> float:
     return statistics.median(times)
 
 
-def bench(name: str, device: str, repeats: int) -> dict:
-    model = PixelPlayer(parse_size(name)).eval().to(device)
+def bench(name: str, config, device: str, repeats: int) -> dict:
+    model = PixelPlayer(config).eval().to(device)
     k = model.config.k
     log_mag = torch.randn(1, 1, 256, 128, device=device)
     frame = torch.randn(1, 3, 1, 224, 224, device=device)
@@ -94,13 +94,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    configs = args.configs.split(";" if ":" in args.configs else ",")
+    names = args.configs.split(";" if ":" in args.configs else ",")
     try:
-        for c in configs:
-            parse_size(c)
+        sizes = [parse_size(n) for n in names]
     except ValueError as exc:
         parser.error(f"--configs: {exc}")
-    rows = [bench(c, args.device, args.repeats) for c in configs]
+    rows = [bench(n, size, args.device, args.repeats) for n, size in zip(names, sizes)]
     print(f"# bench_model: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} threads, device {args.device}, median of {args.repeats}")
     cols = list(rows[0])
