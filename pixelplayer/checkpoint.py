@@ -138,6 +138,43 @@ def build(config: ModelConfig, state: dict, source: str = "checkpoint") -> Pixel
     return model.eval()
 
 
+def average(paths, weights=None) -> tuple[ModelConfig, dict, dict]:
+    """A weighted mean of checkpoints of one architecture (a "model soup": fine-tunes
+    from one start averaged, which keeps what they share and cancels what each run's
+    noise added). paths: checkpoint files or "default"; weights: one per path (default
+    equal), normalised to sum 1. Floating tensors are averaged in float32 and stored in
+    the first checkpoint's dtype; integer buffers come from the first. Returns (config,
+    state, metadata) as `read` does, the metadata of the first with "averaged_from"
+    added to its extra. Raises CheckpointError when the sizes or instruments differ."""
+    paths = [DEFAULT_WEIGHTS if str(p) == "default" else Path(p) for p in paths]
+    if not paths:
+        raise CheckpointError("nothing to average: give at least one checkpoint")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
+        raise CheckpointError(f"need one non-negative weight per checkpoint ({len(paths)}), "
+                              f"not all zero; got {weights}")
+    if DEFAULT_WEIGHTS in paths:
+        verify_default_weights()
+    config, first, meta = read(paths[0])
+    names = meta.get("extra", {}).get("instruments")
+    total = {k: v.float() * (weights[0] / sum(weights)) for k, v in first.items()
+             if v.is_floating_point()}
+    for path, weight in zip(paths[1:], weights[1:]):
+        other_config, state, other_meta = read(path)
+        if other_config != config or set(state) != set(first):
+            raise CheckpointError(f"{path}: not the architecture of {paths[0]}; only "
+                                  "checkpoints of one model size can be averaged")
+        if other_meta.get("extra", {}).get("instruments") != names:
+            raise CheckpointError(f"{path}: its instrument features are not those of {paths[0]}")
+        for key in total:
+            total[key] += state[key].float() * (weight / sum(weights))
+    state = {k: total[k].to(v.dtype) if k in total else v for k, v in first.items()}
+    build(config, state, str(paths[0]))  # refuses a result that does not load
+    meta = {**meta, "extra": {**meta.get("extra", {}),
+                              "averaged_from": [[str(p), w] for p, w in zip(paths, weights)]}}
+    return config, state, meta
+
+
 def verify_default_weights() -> None:
     """Check the shipped weights against their recorded sha256."""
     if not DEFAULT_WEIGHTS.is_file():

@@ -88,3 +88,56 @@ def test_default_weights_checked_by_sha256(tmp_path, monkeypatch):
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
     with pytest.raises(CheckpointError, match="sha256 mismatch"):
         pixelplayer.load("default")
+
+
+def test_average_is_the_weighted_mean_of_the_tensors(tmp_path):
+    a, b = _model(0), _model(1)
+    paths = [checkpoint.save(a, tmp_path / "a.safetensors"), checkpoint.save(b, tmp_path / "b.safetensors")]
+    config, state, meta = checkpoint.average(paths, [3.0, 1.0])
+    assert config == TINY
+    assert meta["extra"]["averaged_from"] == [[str(paths[0]), 3.0], [str(paths[1]), 1.0]]
+    for key, value in a.state_dict().items():
+        if value.is_floating_point():
+            want = 0.75 * value + 0.25 * b.state_dict()[key]
+            assert torch.allclose(state[key], want, atol=1e-6), key
+        else:
+            assert torch.equal(state[key], value), key  # integer counters: the first's
+    key = "net_frame.features.0.weight"
+    assert not torch.equal(a.state_dict()[key], b.state_dict()[key])
+    equal = checkpoint.average(paths)[1]
+    assert torch.allclose(equal[key], (a.state_dict()[key] + b.state_dict()[key]) / 2)
+
+
+def test_average_refuses_other_sizes_and_bad_weights(tmp_path):
+    small = checkpoint.save(_model(), tmp_path / "a.safetensors")
+    torch.manual_seed(0)
+    wider = checkpoint.save(PixelPlayer(ModelConfig(k=4, frame_width=8, audio_ngf=8, audio_depth=5)),
+                            tmp_path / "b.safetensors")
+    with pytest.raises(CheckpointError, match="only checkpoints of one model size"):
+        checkpoint.average([small, wider])
+    with pytest.raises(CheckpointError, match="one non-negative weight per checkpoint"):
+        checkpoint.average([small, small], [1.0])
+    with pytest.raises(CheckpointError, match="nothing to average"):
+        checkpoint.average([])
+
+
+def test_average_script_writes_a_loadable_soup_and_refuses_bad_flags(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "average_checkpoints", Path(__file__).parents[2] / "scripts" / "average_checkpoints.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    a = checkpoint.save(_model(0), tmp_path / "a.safetensors")
+    b = checkpoint.save(_model(1), tmp_path / "b.safetensors")
+    out = tmp_path / "soup.safetensors"
+    assert script.main([str(a), str(b), "--out", str(out)]) == 0
+    soup = pixelplayer.load(out).state_dict()["net_frame.features.0.weight"]
+    want = [m.state_dict()["net_frame.features.0.weight"] for m in (_model(0), _model(1))]
+    assert torch.allclose(soup, (want[0] + want[1]) / 2)
+    assert script.main([str(a), str(b), "--weights", "1", "--out", str(out)]) == 2
+    assert script.main([str(a), "--out", str(tmp_path / "soup.pt")]) == 2
+    assert script.main([str(a), str(tmp_path / "missing.safetensors"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1 weights for 2 checkpoints" in err and "no such checkpoint" in err
