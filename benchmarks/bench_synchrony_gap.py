@@ -17,6 +17,8 @@ The in-process rows stream with --hop-frames / --lookahead / --window (the app's
 unless given). One row per path, each one step nearer the app (--rows picks some):
 
   offline          whole-clip masks and pick (`separate_by_synchrony`, the eval's click)
+  offline, window  the same masks resynthesised with the streaming --window (what the
+                   synthesis window alone costs, with masks that saw the whole clip)
   fixed blend      the app's `StreamingSeparator` (default streaming settings), the blend
                    held at the offline one from its first chunk: the streaming masks' cost
   live, rendered   its own live picks (`SynchronyTracker`), frames rendered at the frame
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 
 # --rows names -> the row each prints
-ROWS = {"offline": "offline", "fixed": "fixed blend", "rendered": "live, rendered",
+ROWS = {"offline": "offline", "window": "offline, streaming window", "fixed": "fixed blend", "rendered": "live, rendered",
         "decoded": "live, decoded", "app": "realtime-sep"}
 FILE_FPS = 25.0   # what `write_scene` writes, and so what the app's file camera reads
 VISION_EVERY = 6  # frames between vision updates (about realtime-sep's twice a second)
@@ -116,6 +118,8 @@ def scene_rows(engine, model, scene, rows_wanted, skips_s, span_s=None) -> dict:
     rendered = lambda k: scene.frames_at((k + 0.5) / FILE_FPS, (shape[1], shape[0]))  # noqa: E731
     blends = offline_blends(model, scene) if "fixed" in rows_wanted else None
     offline = offline_click(model, scene) if "offline" in rows_wanted else None
+    windowed = (offline_click(model, scene, window=engine.spec.window) if "window" in rows_wanted
+                else None)
     rows = {label: {s: [] for s in skips_s} for key, label in ROWS.items() if key in rows_wanted}
     with tempfile.TemporaryDirectory(prefix="pp_gap_") as tmp:
         if {"live, decoded", "realtime-sep"} & set(rows):  # only these read the files
@@ -125,6 +129,7 @@ def scene_rows(engine, model, scene, rows_wanted, skips_s, span_s=None) -> dict:
         at = lambda k: decoded[k] if k < len(decoded) else None  # noqa: E731
         paths = {
             "offline": lambda p: offline[p],
+            "offline, streaming window": lambda p: windowed[p],
             "fixed blend": lambda p: stream(engine, _tracker(model, True, blends[p]), scene, p, rendered),
             "live, rendered": lambda p: stream(engine, _tracker(model, span_s=span_s), scene, p, rendered),
             "live, decoded": lambda p: stream(engine, _tracker(model, span_s=span_s), scene, p, at),

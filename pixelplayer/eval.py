@@ -190,16 +190,20 @@ def evaluate_streaming(model: PixelPlayer, scenes, stream_model: str = "default"
     return out
 
 
-def offline_click(model: PixelPlayer, scene) -> np.ndarray:
+def offline_click(model: PixelPlayer, scene, window: str = "hann") -> np.ndarray:
     """`(P, S)` offline estimates of clicks on each player's centre, picked as realtime-sep's
-    default --select-by picks: by synchrony when the model has instrument features."""
+    default --select-by picks: by synchrony when the model has instrument features (then
+    resynthesised with `window`, see `separate_by_synchrony`; appearance clicks: Hann)."""
     device = next(model.parameters()).device
     frames = scene_frames(scene, _visual_times(scene.seconds)).to(device)
     mix = torch.from_numpy(scene.mixture).unsqueeze(0).to(device)
     if model.instrument_features.shape[0]:
         est, _ = separate_by_synchrony(model, frames, mix, [tuple(c) for c in scene.centres],
-                                       scene_grey_video(scene), MOTION_FPS, scene.size)
+                                       scene_grey_video(scene), MOTION_FPS, scene.size,
+                                       window=window)
         return est[0].cpu().numpy()
+    if window != "hann":
+        raise ValueError("offline_click: a window other than hann needs a model with instrument features")
     width, height = scene.size
     grid_h, grid_w = frames.shape[-2] // 16, frames.shape[-1] // 16
     cells = torch.tensor([[pixel_to_cell(x, y, width, height, grid_w, grid_h) for x, y in scene.centres]],

@@ -93,7 +93,7 @@ def separate_by_pixels(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tens
 @torch.no_grad()
 def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.Tensor,
                           clicks, grey: np.ndarray, fps: float, size: tuple[int, int],
-                          pool: int = CLICK_POOL) -> tuple[torch.Tensor, list]:
+                          pool: int = CLICK_POOL, window: str = "hann") -> tuple[torch.Tensor, list]:
     """The sound of clicked players, each a blend of the model's instrument features chosen
     by what moves under the click (`synchrony_weights`); a click on a still picture, or
     a model without instrument features, keeps the appearance feature (`separate_by_pixels`).
@@ -102,7 +102,8 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
     own pixels of size (W, H), grey `(Tv, h, w)` uint8 video frames over the same span as
     the mix (any scale), fps their rate -> (sounds `(1, P, S)`, per click the index into
     `model.instrument_features` of its heaviest blend weight, or None where appearance was
-    kept).
+    kept). window: the masks (always from the Hann spectrum) are applied to the mixture
+    analysed and resynthesised with this `dsp.window_pair`, as the live graph does.
     """
     real, imag = dsp.stft(mix)
     t = real.shape[-1]
@@ -113,14 +114,16 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
     cells = [pixel_to_cell(x, y, *size, grid_w, grid_h) for x, y in clicks]
     appearance = model.mask_from_logits(model.net_synth(
         torch.stack([pix[0].flatten(1)[:, c] for c in cells])[None], sound))[0]  # (P, 256, T)
+    out_real, out_imag = (real, imag) if window == "hann" else dsp.stft(mix, window=window)
     if not model.instrument_features.shape[0]:
-        return masked_istft(appearance[None], real, imag, mix.shape[-1]), [None] * len(clicks)
+        return (masked_istft(appearance[None], out_real, out_imag, mix.shape[-1], window),
+                [None] * len(clicks))
     candidates, weights = _synchrony_blends(model, mag, sound, clicks, grey, fps, size)
     masks = [own if w is None else torch.einsum("c,cft->ft", torch.from_numpy(w).to(candidates),
                                                  candidates)
              for own, w in zip(appearance, weights)]
     picks = [None if w is None else int(np.argmax(w)) for w in weights]
-    return masked_istft(torch.stack(masks)[None], real, imag, mix.shape[-1]), picks
+    return masked_istft(torch.stack(masks)[None], out_real, out_imag, mix.shape[-1], window), picks
 
 
 @torch.no_grad()

@@ -135,6 +135,13 @@ def test_default_model_picks_each_player_by_its_motion(default_model):
             each = separate_by_features(default_model, default_model.instrument_features[None], mix)[0]
             blended = torch.stack([torch.from_numpy(w).float() @ each for w in weights])
             assert torch.allclose(blended, est[0], atol=1e-4)
+            # the same masks through the live graph's asymmetric window pair: same picks,
+            # another synthesis (benchmarks/bench_synchrony_gap.py's "offline, window" row)
+            asym, asym_picks = separate_by_synchrony(default_model, frames, mix, clicks, grey,
+                                                     synchrony.MOTION_FPS, scene.size,
+                                                     window="asymmetric")
+            assert asym_picks == picks and not torch.allclose(asym, est, atol=1e-3)
+            assert (sdr(est[0], asym[0]) > 10.0).all(), sdr(est[0], asym[0])
         assert all(abs(w.sum() - 1.0) < 1e-9 and 1 <= (w > 0).sum() <= synchrony.BLEND_CANDIDATES
                    for w in weights), weights
         distinct += picks[0] != picks[1]
