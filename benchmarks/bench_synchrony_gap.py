@@ -38,8 +38,8 @@ import numpy as np
 import torch
 
 # --rows names -> the row each prints
-ROWS = {"offline": "offline", "window": "offline, streaming window", "fixed": "fixed blend", "rendered": "live, rendered",
-        "decoded": "live, decoded", "app": "realtime-sep"}
+ROWS = {"offline": "offline", "window": "offline, streaming window", "fixed": "fixed blend",
+        "rendered": "live, rendered", "decoded": "live, decoded", "app": "realtime-sep"}
 FILE_FPS = 25.0   # what `write_scene` writes, and so what the app's file camera reads
 VISION_EVERY = 6  # frames between vision updates (about realtime-sep's twice a second)
 

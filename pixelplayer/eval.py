@@ -193,7 +193,8 @@ def evaluate_streaming(model: PixelPlayer, scenes, stream_model: str = "default"
 def offline_click(model: PixelPlayer, scene, window: str = "hann") -> np.ndarray:
     """`(P, S)` offline estimates of clicks on each player's centre, picked as realtime-sep's
     default --select-by picks: by synchrony when the model has instrument features (then
-    resynthesised with `window`, see `separate_by_synchrony`; appearance clicks: Hann)."""
+    resynthesised with `window`, see `separate_by_synchrony`), else by appearance (Hann
+    only: another window raises ValueError)."""
     device = next(model.parameters()).device
     frames = scene_frames(scene, _visual_times(scene.seconds)).to(device)
     mix = torch.from_numpy(scene.mixture).unsqueeze(0).to(device)
