@@ -69,6 +69,9 @@ class ModelConfig:
         return cls(**data)
 
 
+# The ModelConfig fields that size a network (what `parse_size` may change).
+SIZE_FIELDS = ("k", "frame_width", "audio_ngf", "audio_depth")
+
 FULL = ModelConfig()
 # Small enough that a 128-frame context + pixel synthesis runs in real time on 2 CPU cores.
 LIGHT = ModelConfig(k=16, frame_width=32, audio_ngf=16, audio_depth=7)
@@ -84,8 +87,8 @@ def parse_size(text: str) -> ModelConfig:
     sizes = PRESETS[name].to_dict()
     for item in filter(None, changes.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("k", "frame_width", "audio_ngf", "audio_depth") or not value.isdigit():
-            raise ValueError(f"{item!r} in {text!r}: expected k, frame_width, audio_ngf or "
-                             "audio_depth = a whole number")
+        if key not in SIZE_FIELDS or not value.isdigit():
+            raise ValueError(f"{item!r} in {text!r}: expected {', '.join(SIZE_FIELDS[:-1])} or "
+                             f"{SIZE_FIELDS[-1]} = a whole number")
         sizes[key] = int(value)
     return ModelConfig.from_dict(sizes)
