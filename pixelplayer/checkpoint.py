@@ -155,11 +155,11 @@ def average(paths, weights=None) -> tuple[ModelConfig, dict, dict]:
                               f"not all zero; got {weights}")
     if DEFAULT_WEIGHTS in paths:
         verify_default_weights()
+    shares = [w / sum(weights) for w in weights]
     config, first, meta = read(paths[0])
     names = meta.get("extra", {}).get("instruments")
-    total = {k: v.float() * (weights[0] / sum(weights)) for k, v in first.items()
-             if v.is_floating_point()}
-    for path, weight in zip(paths[1:], weights[1:]):
+    total = {k: v.float() * shares[0] for k, v in first.items() if v.is_floating_point()}
+    for path, share in zip(paths[1:], shares[1:]):
         other_config, state, other_meta = read(path)
         if other_config != config or set(state) != set(first):
             raise CheckpointError(f"{path}: not the architecture of {paths[0]}; only "
@@ -167,7 +167,7 @@ def average(paths, weights=None) -> tuple[ModelConfig, dict, dict]:
         if other_meta.get("extra", {}).get("instruments") != names:
             raise CheckpointError(f"{path}: its instrument features are not those of {paths[0]}")
         for key in total:
-            total[key] += state[key].float() * (weight / sum(weights))
+            total[key] += state[key].float() * share
     state = {k: total[k].to(v.dtype) if k in total else v for k, v in first.items()}
     build(config, state, str(paths[0]))  # refuses a result that does not load
     meta = {**meta, "extra": {**meta.get("extra", {}),
