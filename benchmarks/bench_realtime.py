@@ -286,15 +286,20 @@ def table(rows: list[dict], model: str, engine: str) -> str:
 
 
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
     from tests.fixtures_services import PulseServer
 
     import engines
+    from pixelplayer.checkpoint import CheckpointError
     from realtime.app.demo import build_scene
     from realtime.app.session import build_spec
 
     work = tempfile.mkdtemp(prefix="bench_rt_")
-    model, model_name, args.model = load_model(args.model, work)
+    try:
+        model, model_name, args.model = load_model(args.model, work)
+    except (ValueError, CheckpointError) as exc:
+        parser.error(f"--model: {exc}")
     spec = build_spec(args)
     engine = engines.load(args.engine, model, spec, threads=args.threads)
     engine_name = f"{engine.name} on {engine.device}"

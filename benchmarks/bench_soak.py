@@ -139,15 +139,20 @@ def tables(samples: list[dict], lags: list[float], args, model: str) -> str:
 
 
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
     import engines
     from bench_realtime import load_model
+    from pixelplayer.checkpoint import CheckpointError
     from realtime.app.demo import build_scene
     from realtime.app.session import build_spec
     from tests.fixtures_services import PulseServer
 
     work = tempfile.mkdtemp(prefix="bench_soak_")
-    model, model_name, args.model = load_model(args.model, work)
+    try:
+        model, model_name, args.model = load_model(args.model, work)
+    except (ValueError, CheckpointError) as exc:
+        parser.error(f"--model: {exc}")
     spec = build_spec(args)
     engine = engines.load(args.engine, model, spec, threads=args.threads)
     scene_dir, meta = build_scene(work, seconds=8.0, seed=0, log=lambda s: None)

@@ -92,3 +92,25 @@ def test_parse_size_changes_a_presets_sizes():
                       ("light:audio_depth=4", "audio_depth")):
         with pytest.raises(ValueError, match=says):
             parse_size(bad)
+
+
+def test_bench_realtime_gives_a_named_size_a_checkpoint_the_app_reads(tmp_path):
+    """`bench_realtime.py --model light:k=8`: random weights and instrument features in a
+    checkpoint, so the app picks by synchrony as with the default; a bad size is a
+    ValueError (the benches turn it into a one-line usage error)."""
+    import importlib.util
+    from pathlib import Path
+
+    import pixelplayer
+
+    path = Path(__file__).parents[2] / "benchmarks" / "bench_realtime.py"
+    spec = importlib.util.spec_from_file_location("bench_realtime", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model, name, app_model = bench.load_model("light:k=8", str(tmp_path), log=lambda s: None)
+    assert name == "light:k=8 (random weights)" and model.config.k == 8
+    loaded = pixelplayer.load(app_model)
+    assert loaded.config == model.config and loaded.instrument_features.shape == (13, 8)
+    assert loaded.instrument_names == model.instrument_names
+    with pytest.raises(ValueError, match="expected k"):
+        bench.load_model("light:ngf=8", str(tmp_path))
