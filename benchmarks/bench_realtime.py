@@ -100,6 +100,16 @@ def load_model(spec: str, work: str, log=print):
         return pixelplayer.PixelPlayer(pixelplayer.LIGHT).eval(), "LIGHT (random weights: default absent)", spec
 
 
+def model_or_usage_error(parser, spec: str, work: str):
+    """`load_model`, a bad --model reported through `parser.error` (one line, exit 2)."""
+    from pixelplayer.checkpoint import CheckpointError
+
+    try:
+        return load_model(spec, work)
+    except (ValueError, CheckpointError) as exc:
+        parser.error(f"--model: {exc}")
+
+
 def lag_ms(mic: np.ndarray, spk: np.ndarray, piece_s: float = 2.0, max_lag_s: float = 1.0):
     """Median and spread of the delay of `spk` behind `mic` (ms), from the peak of the
     cross-correlation of 2 s pieces of spk against mic (lags 0..max_lag_s)."""
@@ -291,15 +301,11 @@ def main(argv=None) -> int:
     from tests.fixtures_services import PulseServer
 
     import engines
-    from pixelplayer.checkpoint import CheckpointError
     from realtime.app.demo import build_scene
     from realtime.app.session import build_spec
 
     work = tempfile.mkdtemp(prefix="bench_rt_")
-    try:
-        model, model_name, args.model = load_model(args.model, work)
-    except (ValueError, CheckpointError) as exc:
-        parser.error(f"--model: {exc}")
+    model, model_name, args.model = model_or_usage_error(parser, args.model, work)
     spec = build_spec(args)
     engine = engines.load(args.engine, model, spec, threads=args.threads)
     engine_name = f"{engine.name} on {engine.device}"

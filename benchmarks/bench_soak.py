@@ -142,17 +142,13 @@ def main(argv=None) -> int:
     parser = get_parser()
     args = parser.parse_args(argv)
     import engines
-    from bench_realtime import load_model
-    from pixelplayer.checkpoint import CheckpointError
+    from bench_realtime import model_or_usage_error
     from realtime.app.demo import build_scene
     from realtime.app.session import build_spec
     from tests.fixtures_services import PulseServer
 
     work = tempfile.mkdtemp(prefix="bench_soak_")
-    try:
-        model, model_name, args.model = load_model(args.model, work)
-    except (ValueError, CheckpointError) as exc:
-        parser.error(f"--model: {exc}")
+    model, model_name, args.model = model_or_usage_error(parser, args.model, work)
     spec = build_spec(args)
     engine = engines.load(args.engine, model, spec, threads=args.threads)
     scene_dir, meta = build_scene(work, seconds=8.0, seed=0, log=lambda s: None)

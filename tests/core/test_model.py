@@ -114,3 +114,6 @@ def test_bench_realtime_gives_a_named_size_a_checkpoint_the_app_reads(tmp_path):
     assert loaded.instrument_names == model.instrument_names
     with pytest.raises(ValueError, match="expected k"):
         bench.load_model("light:ngf=8", str(tmp_path))
+    with pytest.raises(SystemExit) as stop:  # what a user of the bench sees: usage, exit 2
+        bench.model_or_usage_error(bench.get_parser(), "light:ngf=8", str(tmp_path))
+    assert stop.value.code == 2
