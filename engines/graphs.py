@@ -140,20 +140,20 @@ class SeparateGraph(nn.Module):
         return real.transpose(1, 2).unsqueeze(1), imag.transpose(1, 2).unsqueeze(1)
 
     def _sound(self, warped: torch.Tensor) -> torch.Tensor:
-        """Warped magnitude `(B, 256, C)` -> sound features of the output frames `(B, K, H*256)`,
+        """Warped magnitude `(B, 256, C)` -> sound features of the output frames `(B, K', H*256)`,
         laid out frame-major (index t*256 + f)."""
         log_mag = dsp.log_magnitude(warped).unsqueeze(1)
         if self.mirror:
             log_mag = torch.cat([log_mag, log_mag.flip(-1)], dim=-1)  # (B, 1, 256, 2C)
-        feats = self.model.net_sound(log_mag.to(self.net_dtype)).float()  # (B, K, 256, C or 2C)
+        feats = self.model.net_sound(log_mag.to(self.net_dtype)).float()  # (B, K', 256, C or 2C)
         feats = feats[..., self.first:self.first + self.out_frames]
         return feats.transpose(2, 3).flatten(2)
 
     def _masks(self, feats: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
-        """feats `(B, P, K)`, sound `(B, K, H*256)` -> masks `(B, P, H*256)` (sigmoid: in
+        """feats `(B, P, K)`, sound `(B, K', H*256)` -> masks `(B, P, H*256)` (sigmoid: in
         (0, 1); relu for ratio-mask models)."""
         synth = self.model.net_synth
-        return self.model.mask_from_logits(torch.matmul(feats * synth.scale, sound) + synth.bias)
+        return self.model.mask_from_logits(torch.matmul(synth.query(feats), sound) + synth.bias)
 
     def forward(self, audio: torch.Tensor, pixel_feats: torch.Tensor,
                 cell_feats: torch.Tensor):
@@ -225,7 +225,7 @@ def separate_offline(model: PixelPlayer, audio: torch.Tensor,
     t = mag.shape[-1]
     extra = (-t) % model.time_multiple
     padded = F.pad(mag, (0, extra), mode="replicate") if extra else mag
-    sound = model.audio_features(padded)[..., :t]  # (B, K, 256, T)
+    sound = model.audio_features(padded)[..., :t]  # (B, K', 256, T)
     masks = model.mask_from_logits(model.net_synth(pixel_feat, sound))  # (B, P, 256, T)
     b, p = masks.shape[:2]
     lin = dsp.unwarp(masks)  # (B, P, 512, T)

@@ -37,7 +37,11 @@ class ModelConfig:
     frame_width: channels of the first ResNet-18 stage (64 = torchvision ResNet-18).
     audio_ngf: channels of the U-Net's first level (64 in the reference).
     audio_depth: U-Net levels (7 in the reference); T must be a multiple of 2**depth.
-    k: number of sound / pixel feature channels K (32 in the reference).
+    k: number of pixel feature channels K (32 in the reference).
+    sound_k: sound feature channels the U-Net gives the synthesizer; 0: K, one per pixel
+        channel, as in the paper. More than K needs query_hidden.
+    query_hidden: width of the synthesizer's query MLP, which adds to the paper's linear
+        weighting of the sound channels (`model.Synthesizer`); 0: the paper's synthesizer.
     """
 
     k: int = 32
@@ -47,6 +51,8 @@ class ModelConfig:
     frame_dilate: bool = True  # layer4 dilated -> output stride 16 (14x14 for 224x224)
     # "sigmoid" for binary-mask training (default), "relu" for ratio masks (values up to 5).
     mask_activation: str = "sigmoid"
+    sound_k: int = 0
+    query_hidden: int = 0
 
     def __post_init__(self) -> None:
         if self.audio_depth < 5:
@@ -56,6 +62,17 @@ class ModelConfig:
         for name in ("k", "frame_width", "audio_ngf"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
+        if self.sound_k and self.sound_k < self.k or self.sound_k < 0 or self.query_hidden < 0:
+            raise ValueError(f"sound_k must be 0 or at least k = {self.k}, query_hidden 0 or more "
+                             f"(got sound_k {self.sound_k}, query_hidden {self.query_hidden})")
+        if self.sound_channels > self.k and not self.query_hidden:
+            raise ValueError(f"sound_k {self.sound_k} > k {self.k} needs query_hidden: a linear "
+                             "weighting of more sound channels than pixel channels adds nothing")
+
+    @property
+    def sound_channels(self) -> int:
+        """Sound feature channels K' the U-Net outputs and the synthesizer weights."""
+        return self.sound_k or self.k
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -70,7 +87,7 @@ class ModelConfig:
 
 
 # The ModelConfig fields that size a network (what `parse_size` may change).
-SIZE_FIELDS = ("k", "frame_width", "audio_ngf", "audio_depth")
+SIZE_FIELDS = ("k", "frame_width", "audio_ngf", "audio_depth", "sound_k", "query_hidden")
 
 FULL = ModelConfig()
 # Small enough that a 128-frame context + pixel synthesis runs in real time on 2 CPU cores.

@@ -8,6 +8,8 @@ log-frequency rows the nets work in; frames are ImageNet-normalised RGB `(B, 3, 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -129,21 +131,45 @@ class AudioUNet(nn.Module):
 
 
 class Synthesizer(nn.Module):
-    """mask logit = sum_k scale_k * i_k * s_k + bias (the paper's linear synthesizer)."""
+    """mask logit = sum_c q_c(i) * s_c + bias: the query q(i) of a visual feature i (K)
+    weights the sound features s (K' channels).
 
-    def __init__(self, k: int = 32):
+    The paper's linear synthesizer is K' = K and q(i) = scale * i. With `hidden` > 0 a small
+    MLP of i adds to that query (zero-initialised, so a model grown from a linear one starts
+    with its masks): melodic instruments' features differ in one or two channels, and a
+    linear query cannot give each of them sound channels of its own (docs/MODEL.md, "The
+    pick or the masks").
+    """
+
+    def __init__(self, k: int = 32, sound_k: int = 0, hidden: int = 0):
         super().__init__()
         self.scale = nn.Parameter(torch.ones(k))
         self.bias = nn.Parameter(torch.zeros(1))
+        self.sound_k = sound_k or k
+        self.hidden = hidden
+        if hidden:
+            self.query_in = nn.Linear(k, hidden)
+            self.query_out = nn.Linear(hidden, self.sound_k)
+            nn.init.zeros_(self.query_out.weight)
+            nn.init.zeros_(self.query_out.bias)
+
+    def query(self, img_feat: torch.Tensor) -> torch.Tensor:
+        """Visual features `(..., K)` -> weights of the sound channels `(..., K')`."""
+        q = img_feat * self.scale
+        if self.sound_k > q.shape[-1]:
+            q = F.pad(q, (0, self.sound_k - q.shape[-1]))
+        if self.hidden:
+            q = q + self.query_out(torch.relu(self.query_in(img_feat)))
+        return q
 
     def forward(self, img_feat: torch.Tensor, sound_feat: torch.Tensor) -> torch.Tensor:
-        """img_feat `(B, K)` or `(B, P, K)`, sound_feat `(B, K, F, T)` -> logits `(B, P, F, T)`.
+        """img_feat `(B, K)` or `(B, P, K)`, sound_feat `(B, K', F, T)` -> logits `(B, P, F, T)`.
 
         With a `(B, K)` image feature P is 1.
         """
         if img_feat.dim() == 2:
             img_feat = img_feat.unsqueeze(1)
-        return torch.einsum("bpk,bkft->bpft", img_feat * self.scale, sound_feat) + self.bias
+        return torch.einsum("bpk,bkft->bpft", self.query(img_feat), sound_feat) + self.bias
 
     def forward_pixelwise(self, pixel_feats: torch.Tensor, sound_feat: torch.Tensor,
                           cells: torch.Tensor | None = None) -> torch.Tensor:
@@ -163,8 +189,8 @@ class PixelPlayer(nn.Module):
         super().__init__()
         self.config = config
         self.net_frame = FrameNet(config.k, config.frame_width, config.frame_dilate)
-        self.net_sound = AudioUNet(config.k, config.audio_ngf, config.audio_depth)
-        self.net_synth = Synthesizer(config.k)
+        self.net_sound = AudioUNet(config.sound_channels, config.audio_ngf, config.audio_depth)
+        self.net_synth = Synthesizer(config.k, config.sound_k, config.query_hidden)
         # One feature per instrument the model was trained on, as its own frame net gives
         # that instrument's training pictures (`pixelplayer.synchrony`); (0, K) when the
         # checkpoint has none.
@@ -178,7 +204,7 @@ class PixelPlayer(nn.Module):
         return 2 ** self.config.audio_depth
 
     def audio_features(self, mag_mix: torch.Tensor) -> torch.Tensor:
-        """Linear mixture magnitude `(B, 512, T)` -> sound features `(B, K, 256, T)`."""
+        """Linear mixture magnitude `(B, 512, T)` -> sound features `(B, K', 256, T)`."""
         log_mag = dsp.log_magnitude(dsp.warp(mag_mix)).unsqueeze(1)
         return self.net_sound(log_mag)
 
@@ -222,6 +248,42 @@ class PixelPlayer(nn.Module):
         masks = self.pixel_masks(pixel_feats, sound_feat)
         energy = ((masks * dsp.warp(mag_mix).unsqueeze(1)) ** 2).sum(dim=(2, 3))
         return energy.view(b, h, w)
+
+
+# The configuration fields `grown` may change.
+GROWN_FIELDS = ("sound_k", "query_hidden")
+# Tensors whose leading rows are the sound channels (or, for query_in, the hidden units):
+# `grown` copies the old ones into the first rows.
+_GROWN_ROWS = ("net_sound.unet_block.model.4.weight", "net_sound.unet_block.model.4.bias",
+               "net_synth.query_out.weight", "net_synth.query_out.bias")
+
+
+def grown(model: PixelPlayer, config: ModelConfig) -> PixelPlayer:
+    """`model` with more sound channels and/or a query MLP: `config` may differ from
+    `model.config` in GROWN_FIELDS only, growing them. Every weight is kept; the U-Net's new
+    output channels start from a fresh initialisation and the query MLP's output from zero,
+    so the grown model's masks equal `model`'s until training moves them. Raises ValueError
+    for any other change."""
+    old = model.config
+    same = all(getattr(old, f.name) == getattr(config, f.name)
+               for f in dataclasses.fields(config) if f.name not in GROWN_FIELDS)
+    if (not same or config.sound_channels < old.sound_channels
+            or old.query_hidden not in (0, config.query_hidden)):
+        raise ValueError(f"cannot grow {old.to_dict()} into {config.to_dict()}: only more sound "
+                         "channels (sound_k) and a query MLP (query_hidden) can be added")
+    new = PixelPlayer(config)
+    new.register_buffer("instrument_features", model.instrument_features.detach().clone())
+    new.instrument_names = model.instrument_names
+    state = new.state_dict()
+    for key, tensor in model.state_dict().items():
+        if tensor.shape == state[key].shape:
+            state[key] = tensor.detach().clone()
+        elif key in _GROWN_ROWS:
+            state[key][:tensor.shape[0]] = tensor
+        else:
+            raise ValueError(f"cannot grow {key}: {tuple(tensor.shape)} -> {tuple(state[key].shape)}")
+    new.load_state_dict(state)
+    return new.train(model.training).to(next(model.parameters()).dtype)
 
 
 def apply_mask(mask_warped: torch.Tensor, real: torch.Tensor, imag: torch.Tensor):

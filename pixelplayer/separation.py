@@ -166,7 +166,7 @@ def cell_energies(model: PixelPlayer, pixel_feats: torch.Tensor, sound: torch.Te
                   mag: torch.Tensor, block_frames: int = BLOCK_FRAMES) -> torch.Tensor:
     """Separated energy of every cell per band and time block, for one video.
 
-    pixel_feats `(1, K, h, w)`, sound `(1, K, 256, T)`, mag `(1, 512, T)` -> `(h*w,
+    pixel_feats `(1, K, h, w)`, sound `(1, K', 256, T)`, mag `(1, 512, T)` -> `(h*w,
     HEAT_BANDS, T // block_frames)` sums of (mask * warped |S_mix|)^2 (the graph's heat
     bands, summed over blocks of frames; a clip shorter than one block is one block).
     """

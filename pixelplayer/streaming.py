@@ -27,7 +27,7 @@ def window_sound(model: PixelPlayer, windows: torch.Tensor, newest: int,
     """Sound features of the newest frames of context windows.
 
     windows: linear mixture magnitudes `(B, 512, C)`, C a multiple of `model.time_multiple`.
-    Returns `(B, K, 256, newest)`: features of window frames [C - newest, C).
+    Returns `(B, K', 256, newest)`: features of window frames [C - newest, C).
     """
     c = windows.shape[-1]
     feats = model.audio_features(mirrored(windows) if mirror else windows)

@@ -113,7 +113,7 @@ def frame_bins(n_stft: int, n_video: int, fps: float, sr: int = SAMPLE_RATE) -> 
 
 @torch.no_grad()
 def candidate_masks(model: PixelPlayer, features: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
-    """features `(C, K)` in (0, 1), sound `(1, K, 256, T)` (the audio net on the mixture) ->
+    """features `(C, K)` in (0, 1), sound `(1, K', 256, T)` (the audio net on the mixture) ->
     each candidate's mask `(C, 256, T)`."""
     return model.mask_from_logits(model.net_synth(features[None], sound))[0]
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from . import checkpoint
 from .config import PRESETS, ModelConfig
 from .losses import MixSeparateObjective, StreamingLoss
-from .model import PixelPlayer
+from .model import GROWN_FIELDS, PixelPlayer, grown
 
 log = logging.getLogger("pixelplayer.train")
 
@@ -183,8 +183,13 @@ def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, shuffle: bool, s
 
 def read_init(source: str, config: ModelConfig) -> PixelPlayer:
     """Fine-tuning start: the float32 model `source` ("default" or a checkpoint), which
-    must have this configuration (ValueError / CheckpointError otherwise)."""
+    must have this configuration or one that `model.grown` grows into it (more sound
+    channels, a query MLP); ValueError / CheckpointError otherwise."""
     other = checkpoint.load(source)
+    if other.config != config and all(getattr(other.config, f.name) == getattr(config, f.name)
+                                       for f in dataclasses.fields(config) if f.name not in GROWN_FIELDS):
+        log.info("growing %s: %s", source, {f: getattr(config, f) for f in GROWN_FIELDS})
+        return grown(other.float(), config)
     if other.config != config:
         raise ValueError(f"--init {source} has config {other.config.to_dict()}, the model "
                          f"being trained {config.to_dict()} (pick the same --preset/--k/...)")

@@ -65,6 +65,11 @@ def get_parser() -> argparse.ArgumentParser:
     model.add_argument("--k", type=int, help="override the preset's K")
     model.add_argument("--frame-width", type=int, help="override the frame net width")
     model.add_argument("--audio-ngf", type=int, help="override the U-Net's first-level channels")
+    model.add_argument("--sound-k", type=int, help="sound channels K' the U-Net gives the "
+                       "synthesizer (default K; more needs --query-hidden)")
+    model.add_argument("--query-hidden", type=int, help="width of the synthesizer's query MLP "
+                       "(default 0: the paper's linear synthesizer). With --init of a model "
+                       "without them, --sound-k/--query-hidden grow it (model.grown)")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log)")
     opt.add_argument("--epochs", type=int, default=10)
@@ -125,7 +130,7 @@ def streaming_loss(args, config: ModelConfig) -> StreamingLoss | None:
 
 def model_config(args) -> ModelConfig:
     base = PRESETS[args.preset].to_dict()
-    for key in ("k", "frame_width", "audio_ngf"):
+    for key in ("k", "frame_width", "audio_ngf", "sound_k", "query_hidden"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     return ModelConfig.from_dict(base)

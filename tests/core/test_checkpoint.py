@@ -33,6 +33,21 @@ def test_round_trip(tmp_path, suffix):
         assert torch.allclose(model.audio_features(mag), loaded.audio_features(mag))
 
 
+def test_round_trip_of_a_query_synthesizer(tmp_path):
+    """More sound channels and a query MLP travel in the config; older configs (without
+    those fields) still read as the paper's synthesizer."""
+    import dataclasses
+
+    config = dataclasses.replace(TINY, sound_k=6, query_hidden=3)
+    torch.manual_seed(2)
+    model = PixelPlayer(config).eval()
+    loaded = pixelplayer.load(checkpoint.save(model, tmp_path / "q.safetensors"))
+    assert loaded.config == config
+    assert torch.equal(loaded.net_synth.query_in.weight, model.net_synth.query_in.weight)
+    old = {k: v for k, v in TINY.to_dict().items() if k not in ("sound_k", "query_hidden")}
+    assert ModelConfig.from_dict(old) == TINY and TINY.sound_channels == TINY.k
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         pixelplayer.load(tmp_path / "nope.safetensors")

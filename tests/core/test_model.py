@@ -117,3 +117,59 @@ def test_bench_realtime_gives_a_named_size_a_checkpoint_the_app_reads(tmp_path):
     with pytest.raises(SystemExit) as stop:  # what a user of the bench sees: usage, exit 2
         bench.model_or_usage_error(bench.get_parser(), "light:ngf=8", str(tmp_path))
     assert stop.value.code == 2
+
+
+QUERY = ModelConfig(k=8, frame_width=8, audio_ngf=8, audio_depth=7, sound_k=12, query_hidden=6)
+
+
+def test_query_config_is_checked_and_parsed():
+    from pixelplayer.config import parse_size
+
+    assert QUERY.sound_channels == 12 and TINY.sound_channels == TINY.k
+    for bad in (dict(sound_k=4), dict(sound_k=12), dict(query_hidden=-1)):  # fewer, or no MLP
+        with pytest.raises(ValueError, match="sound_k"):
+            ModelConfig(k=8, **bad)
+    size = parse_size("light:sound_k=32,query_hidden=64")
+    assert (size.sound_channels, size.query_hidden) == (32, 64)
+
+
+def test_query_mlp_weights_sound_channels_beyond_the_linear_ones():
+    torch.manual_seed(1)
+    model = PixelPlayer(QUERY).eval()
+    mag = torch.rand(1, 512, 128)
+    feats = torch.rand(1, 3, 8)
+    with torch.no_grad():
+        sound = model.audio_features(mag)
+        assert sound.shape == (1, 12, 256, 128)
+        q = model.net_synth.query(feats)
+        assert q.shape == (1, 3, 12)  # starts as the paper's query, padded with zeros
+        torch.testing.assert_close(q[..., :8], feats * model.net_synth.scale)
+        assert not q[..., 8:].any()
+        model.net_synth.query_out.weight.normal_()
+        logits = model.net_synth(feats, sound)
+        ref = torch.einsum("bpk,bkft->bpft", model.net_synth.query(feats), sound) + model.net_synth.bias
+        torch.testing.assert_close(logits, ref)
+        assert model.net_synth.query(feats)[..., 8:].abs().min() > 0  # the new channels count
+
+
+def test_grown_model_separates_as_before_and_refuses_other_changes(tiny):
+    import dataclasses
+
+    from pixelplayer.model import grown
+
+    tiny.register_buffer("instrument_features", torch.rand(3, TINY.k))
+    bigger = grown(tiny, dataclasses.replace(TINY, sound_k=12, query_hidden=6))
+    assert bigger.config.sound_channels == 12 and not bigger.training
+    assert torch.equal(bigger.instrument_features, tiny.instrument_features)
+    mag = torch.rand(2, 512, 128)
+    feats = torch.rand(2, 3, TINY.k)
+    with torch.no_grad():
+        before = tiny.net_synth(feats, tiny.audio_features(mag))
+        after = bigger.net_synth(feats, bigger.audio_features(mag))
+        assert bigger.audio_features(mag)[:, TINY.k:].abs().max() > 0  # new channels are live
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    for bad in (dict(k=12), dict(audio_ngf=16), dict(sound_k=0, query_hidden=6, k=8, frame_width=16)):
+        with pytest.raises(ValueError, match="cannot grow"):
+            grown(tiny, dataclasses.replace(TINY, **bad))
+    with pytest.raises(ValueError, match="cannot grow"):  # shrinking
+        grown(bigger, dataclasses.replace(TINY, sound_k=10, query_hidden=6))

@@ -60,6 +60,28 @@ def test_frozen_nets_keep_weights_and_batch_norm_statistics(tmp_path):
     assert any(not torch.equal(frame_before[k], frame_now[k]) for k in frame_before)
 
 
+def test_init_grows_a_linear_synthesizer_and_refuses_other_sizes(tmp_path):
+    """--init of a model with the paper's synthesizer into more sound channels and a query
+    MLP (pixelplayer-train --sound-k/--query-hidden): its masks at the start are the old
+    model's, and training moves the new parts."""
+    import dataclasses
+
+    from pixelplayer.train import read_init
+
+    train(_cfg(tmp_path / "a", steps_per_epoch=2), ToneMixDataset(8))
+    init = str(tmp_path / "a" / "final.safetensors")
+    bigger = dataclasses.replace(TINY, sound_k=6, query_hidden=4)
+    start, old = read_init(init, bigger), pixelplayer.load(init)
+    mag, feats = torch.rand(1, 512, 128), torch.rand(1, 2, TINY.k)
+    with torch.no_grad():
+        torch.testing.assert_close(start.net_synth(feats, start.audio_features(mag)),
+                                   old.net_synth(feats, old.audio_features(mag)), atol=1e-5, rtol=1e-5)
+    after = train(_cfg(tmp_path / "b", model=bigger, steps_per_epoch=3, init=init), ToneMixDataset(8)).model
+    assert after.config == bigger and after.net_synth.query_out.weight.abs().max() > 0
+    with pytest.raises(ValueError, match="same --preset"):
+        read_init(init, dataclasses.replace(TINY, audio_ngf=8))
+
+
 @pytest.mark.parametrize("freeze, words", [(("voice",), "cannot freeze voice"),
                                            (("frame", "sound", "synth"), "nothing to train")])
 def test_freeze_refuses_unknown_or_all_nets(tmp_path, freeze, words):

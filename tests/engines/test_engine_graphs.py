@@ -76,6 +76,27 @@ def test_full_context_equals_offline(activation):
     torch.testing.assert_close(audio, offline, atol=1e-5, rtol=1e-4)
 
 
+def test_query_synthesizer_graph_equals_offline_and_heatmap():
+    """A model with more sound channels than pixel channels and a query MLP (live, the
+    graph weights the sound channels through `Synthesizer.query`)."""
+    torch.manual_seed(3)
+    model = PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8, sound_k=12,
+                                    query_hidden=6)).eval()
+    torch.nn.init.normal_(model.net_synth.query_out.weight)
+    clip, window = _clip_and_window(seed=3)
+    feats, cells = torch.rand(2, 3, 8), torch.rand(2, 8, 14, 14)
+    with torch.no_grad():
+        frames_out, heat = SeparateGraph(model, C, C, 0)(window, feats, cells)
+        offline = separate_offline(model, clip, feats)
+        real, imag = dsp.stft(clip, center=True)
+        mag = dsp.magnitude(real, imag)
+        ref_heat = model.heatmap(cells, model.audio_features(mag), mag)
+    audio = overlap_add_frames(frames_out) / dsp.window_envelope(C).clamp_min(1e-8)
+    audio = audio[..., N_FFT // 2:N_FFT // 2 + clip.shape[-1]]
+    torch.testing.assert_close(audio, offline, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(heat.sum(-1), ref_heat.flatten(1), atol=1e-3, rtol=1e-4)
+
+
 def test_streaming_overlap_add_equals_offline_interior(model):
     """Frames of a hop block overlap-added with the steady envelope == offline audio."""
     clip, window = _clip_and_window(batch=1, seed=3)

@@ -70,6 +70,24 @@ def test_asymmetric_window_exports_with_parity(model):
     assert (frames - ref).abs().max() > 0.1 * ref.abs().max()
 
 
+def test_query_synthesizer_exports_with_parity():
+    """More sound channels and a query MLP: the MLP is in the exported graph."""
+    import torch
+
+    from pixelplayer.config import ModelConfig
+    from pixelplayer.model import PixelPlayer
+
+    torch.manual_seed(5)
+    model = PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8, sound_k=12,
+                                    query_hidden=6)).eval()
+    torch.nn.init.normal_(model.net_synth.query_out.weight)
+    _, separate = onnx_convert.build_graphs(model, SPEC)
+    proto = onnx_convert.export_graph(separate, onnx_convert.example_inputs("separate", 8, SPEC),
+                                     "separate", 17, "legacy")
+    errors = onnx_convert.parity(proto, separate, onnx_convert.parity_inputs("separate", 8, SPEC))
+    assert errors["frames_out"] < 1e-4 and errors["heat"] < 1e-3
+
+
 def test_opset_20_refused(model):
     vision, _ = onnx_convert.build_graphs(model, SPEC)
     with pytest.raises(ExportError, match="17..19"):
