@@ -156,11 +156,12 @@ class Synthesizer(nn.Module):
     def query(self, img_feat: torch.Tensor) -> torch.Tensor:
         """Visual features `(..., K)` -> weights of the sound channels `(..., K')`."""
         q = img_feat * self.scale
-        if self.sound_k > q.shape[-1]:
-            q = F.pad(q, (0, self.sound_k - q.shape[-1]))
-        if self.hidden:
-            q = q + self.query_out(torch.relu(self.query_in(img_feat)))
-        return q
+        if not self.hidden:
+            return q
+        extra = self.query_out(torch.relu(self.query_in(img_feat)))
+        k = q.shape[-1]
+        # Slices and a concatenation rather than a pad: both ONNX exporters keep the opset.
+        return torch.cat([q + extra[..., :k], extra[..., k:]], dim=-1)
 
     def forward(self, img_feat: torch.Tensor, sound_feat: torch.Tensor) -> torch.Tensor:
         """img_feat `(B, K)` or `(B, P, K)`, sound_feat `(B, K', F, T)` -> logits `(B, P, F, T)`.

@@ -82,10 +82,11 @@ def test_query_synthesizer_exports_with_parity():
                                     query_hidden=6)).eval()
     torch.nn.init.normal_(model.net_synth.query_out.weight)
     _, separate = onnx_convert.build_graphs(model, SPEC)
-    proto = onnx_convert.export_graph(separate, onnx_convert.example_inputs("separate", 8, SPEC),
-                                     "separate", 17, "legacy")
-    errors = onnx_convert.parity(proto, separate, onnx_convert.parity_inputs("separate", 8, SPEC))
-    assert errors["frames_out"] < 1e-4 and errors["heat"] < 1e-3
+    for exporter in ("dynamo", "legacy"):  # the app's "auto" tries dynamo first
+        proto = onnx_convert.export_graph(separate, onnx_convert.example_inputs("separate", 8, SPEC),
+                                         "separate", onnx_convert.DEFAULT_OPSET, exporter)
+        errors = onnx_convert.parity(proto, separate, onnx_convert.parity_inputs("separate", 8, SPEC))
+        assert errors["frames_out"] < 1e-4 and errors["heat"] < 1e-3, exporter
 
 
 def test_opset_20_refused(model):
