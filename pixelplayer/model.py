@@ -253,8 +253,8 @@ class PixelPlayer(nn.Module):
 
 # The configuration fields `grown` may change.
 GROWN_FIELDS = ("sound_k", "query_hidden")
-# Tensors whose leading rows are the sound channels (or, for query_in, the hidden units):
-# `grown` copies the old ones into the first rows.
+# Tensors whose leading rows are the sound channels: `grown` copies the old ones into the
+# first rows.
 _GROWN_ROWS = ("net_sound.unet_block.model.4.weight", "net_sound.unet_block.model.4.bias",
                "net_synth.query_out.weight", "net_synth.query_out.bias")
 

@@ -185,15 +185,16 @@ def read_init(source: str, config: ModelConfig) -> PixelPlayer:
     """Fine-tuning start: the float32 model `source` ("default" or a checkpoint), which
     must have this configuration or one that `model.grown` grows into it (more sound
     channels, a query MLP); ValueError / CheckpointError otherwise."""
-    other = checkpoint.load(source)
-    if other.config != config and all(getattr(other.config, f.name) == getattr(config, f.name)
-                                       for f in dataclasses.fields(config) if f.name not in GROWN_FIELDS):
-        log.info("growing %s: %s", source, {f: getattr(config, f) for f in GROWN_FIELDS})
-        return grown(other.float(), config)
-    if other.config != config:
+    other = checkpoint.load(source).float()
+    if other.config == config:
+        return other
+    try:
+        start = grown(other, config)
+    except ValueError:
         raise ValueError(f"--init {source} has config {other.config.to_dict()}, the model "
-                         f"being trained {config.to_dict()} (pick the same --preset/--k/...)")
-    return other.float()
+                         f"being trained {config.to_dict()} (pick the same --preset/--k/...)") from None
+    log.info("grown %s: %s", source, {f: getattr(config, f) for f in GROWN_FIELDS})
+    return start
 
 
 def selection_metric(record: dict) -> float:
