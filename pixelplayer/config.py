@@ -62,7 +62,7 @@ class ModelConfig:
         for name in ("k", "frame_width", "audio_ngf"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
-        if self.sound_k and self.sound_k < self.k or self.sound_k < 0 or self.query_hidden < 0:
+        if self.sound_k < 0 or 0 < self.sound_k < self.k or self.query_hidden < 0:
             raise ValueError(f"sound_k must be 0 or at least k = {self.k}, query_hidden 0 or more "
                              f"(got sound_k {self.sound_k}, query_hidden {self.query_hidden})")
         if self.sound_channels > self.k and not self.query_hidden:

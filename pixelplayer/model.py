@@ -253,10 +253,6 @@ class PixelPlayer(nn.Module):
 
 # The configuration fields `grown` may change.
 GROWN_FIELDS = ("sound_k", "query_hidden")
-# Tensors whose leading rows are the sound channels: `grown` copies the old ones into the
-# first rows.
-_GROWN_ROWS = ("net_sound.unet_block.model.4.weight", "net_sound.unet_block.model.4.bias",
-               "net_synth.query_out.weight", "net_synth.query_out.bias")
 
 
 def grown(model: PixelPlayer, config: ModelConfig) -> PixelPlayer:
@@ -279,7 +275,7 @@ def grown(model: PixelPlayer, config: ModelConfig) -> PixelPlayer:
     for key, tensor in model.state_dict().items():
         if tensor.shape == state[key].shape:
             state[key] = tensor.detach().clone()
-        elif key in _GROWN_ROWS:
+        elif tensor.shape[1:] == state[key].shape[1:]:  # more sound channels: the old ones first
             state[key][:tensor.shape[0]] = tensor
         else:
             raise ValueError(f"cannot grow {key}: {tuple(tensor.shape)} -> {tuple(state[key].shape)}")

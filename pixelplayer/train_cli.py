@@ -15,7 +15,7 @@ import torch
 
 from . import dsp
 from .checkpoint import CheckpointError
-from .config import PRESETS, ModelConfig
+from .config import PRESETS, SIZE_FIELDS, ModelConfig
 from .losses import StreamingLoss
 from .train import TrainConfig, check_cpu_bf16, read_init, train
 from .cli_args import OneLineParser
@@ -130,8 +130,8 @@ def streaming_loss(args, config: ModelConfig) -> StreamingLoss | None:
 
 def model_config(args) -> ModelConfig:
     base = PRESETS[args.preset].to_dict()
-    for key in ("k", "frame_width", "audio_ngf", "sound_k", "query_hidden"):
-        if getattr(args, key) is not None:
+    for key in SIZE_FIELDS:  # those without a flag (audio_depth) stay the preset's
+        if getattr(args, key, None) is not None:
             base[key] = getattr(args, key)
     return ModelConfig.from_dict(base)
 
