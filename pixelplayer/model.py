@@ -255,19 +255,24 @@ class PixelPlayer(nn.Module):
 GROWN_FIELDS = ("sound_k", "query_hidden")
 
 
-def grown(model: PixelPlayer, config: ModelConfig) -> PixelPlayer:
-    """`model` with more sound channels and/or a query MLP: `config` may differ from
-    `model.config` in GROWN_FIELDS only, growing them. Every weight is kept; the U-Net's new
-    output channels start from a fresh initialisation and the query MLP's output from zero,
-    so the grown model's masks equal `model`'s until training moves them. Raises ValueError
-    for any other change."""
-    old = model.config
+def check_growable(old: ModelConfig, config: ModelConfig) -> None:
+    """Raise ValueError unless `grown` can grow a model of `old` into `config`: they differ
+    in GROWN_FIELDS only, with no fewer sound channels and no other query MLP."""
     same = all(getattr(old, f.name) == getattr(config, f.name)
                for f in dataclasses.fields(config) if f.name not in GROWN_FIELDS)
     if (not same or config.sound_channels < old.sound_channels
             or old.query_hidden not in (0, config.query_hidden)):
         raise ValueError(f"cannot grow {old.to_dict()} into {config.to_dict()}: only more sound "
                          "channels (sound_k) and a query MLP (query_hidden) can be added")
+
+
+def grown(model: PixelPlayer, config: ModelConfig) -> PixelPlayer:
+    """`model` with more sound channels and/or a query MLP: `config` may differ from
+    `model.config` in GROWN_FIELDS only, growing them. Every weight is kept; the U-Net's new
+    output channels start from a fresh initialisation and the query MLP's output from zero,
+    so the grown model's masks equal `model`'s until training moves them. Raises ValueError
+    for any other change."""
+    check_growable(model.config, config)
     new = PixelPlayer(config)
     new.register_buffer("instrument_features", model.instrument_features.detach().clone())
     new.instrument_names = model.instrument_names

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from . import checkpoint
 from .config import PRESETS, ModelConfig
 from .losses import MixSeparateObjective, StreamingLoss
-from .model import GROWN_FIELDS, PixelPlayer, grown
+from .model import GROWN_FIELDS, PixelPlayer, check_growable, grown
 
 log = logging.getLogger("pixelplayer.train")
 
@@ -181,18 +181,26 @@ def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, shuffle: bool, s
                       pin_memory=torch.cuda.is_available(), persistent_workers=cfg.workers > 0)
 
 
-def read_init(source: str, config: ModelConfig) -> PixelPlayer:
-    """Fine-tuning start: the float32 model `source` ("default" or a checkpoint), which
-    must have this configuration or one that `model.grown` grows into it (more sound
-    channels, a query MLP); ValueError / CheckpointError otherwise."""
+def check_init(source: str, config: ModelConfig) -> PixelPlayer:
+    """The float32 model `source` ("default" or a checkpoint), checked to start a model of
+    `config`: the same configuration, or one that `model.grown` grows into it (more sound
+    channels, a query MLP). ValueError / CheckpointError otherwise."""
     other = checkpoint.load(source).float()
+    if other.config != config:
+        try:
+            check_growable(other.config, config)
+        except ValueError:
+            raise ValueError(f"--init {source} has config {other.config.to_dict()}, the model "
+                             f"being trained {config.to_dict()} (pick the same --preset/--k/...)") from None
+    return other
+
+
+def read_init(source: str, config: ModelConfig) -> PixelPlayer:
+    """Fine-tuning start: `check_init`'s model, grown to `config` where it is smaller."""
+    other = check_init(source, config)
     if other.config == config:
         return other
-    try:
-        start = grown(other, config)
-    except ValueError:
-        raise ValueError(f"--init {source} has config {other.config.to_dict()}, the model "
-                         f"being trained {config.to_dict()} (pick the same --preset/--k/...)") from None
+    start = grown(other, config)
     log.info("grown %s: %s", source, {f: getattr(config, f) for f in GROWN_FIELDS})
     return start
 

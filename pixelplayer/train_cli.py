@@ -17,7 +17,7 @@ from . import dsp
 from .checkpoint import CheckpointError
 from .config import PRESETS, SIZE_FIELDS, ModelConfig
 from .losses import StreamingLoss
-from .train import TrainConfig, check_cpu_bf16, read_init, train
+from .train import TrainConfig, check_cpu_bf16, check_init, train
 from .cli_args import OneLineParser
 
 
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cpu_bf16:
             check_cpu_bf16()
         if args.init:  # read here too, so a bad file is one line before loaders start
-            read_init(args.init, config)
+            check_init(args.init, config)
         train_set, val_set = build_datasets(args)
     except (ValueError, FileNotFoundError, OSError, CheckpointError) as exc:
         print(f"pixelplayer-train: error: {exc}", file=sys.stderr)

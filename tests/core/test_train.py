@@ -66,7 +66,7 @@ def test_init_grows_a_linear_synthesizer_and_refuses_other_sizes(tmp_path):
     model's, and training moves the new parts."""
     import dataclasses
 
-    from pixelplayer.train import read_init
+    from pixelplayer.train import check_init, read_init
 
     train(_cfg(tmp_path / "a", steps_per_epoch=2), ToneMixDataset(8))
     init = str(tmp_path / "a" / "final.safetensors")
@@ -78,8 +78,11 @@ def test_init_grows_a_linear_synthesizer_and_refuses_other_sizes(tmp_path):
                                    old.net_synth(feats, old.audio_features(mag)), atol=1e-5, rtol=1e-5)
     after = train(_cfg(tmp_path / "b", model=bigger, steps_per_epoch=3, init=init), ToneMixDataset(8)).model
     assert after.config == bigger and after.net_synth.query_out.weight.abs().max() > 0
-    with pytest.raises(ValueError, match="same --preset"):
-        read_init(init, dataclasses.replace(TINY, audio_ngf=8))
+    other = dataclasses.replace(TINY, audio_ngf=8)
+    for check in (read_init, check_init):
+        with pytest.raises(ValueError, match="same --preset"):
+            check(init, other)
+    assert check_init(init, bigger).config == TINY  # checked, not grown
 
 
 @pytest.mark.parametrize("freeze, words", [(("voice",), "cannot freeze voice"),
