@@ -9,6 +9,7 @@ DISPLAY set) and assert on the JSON line they print.
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 
@@ -78,6 +79,10 @@ def smoke() -> dict:
         for _ in range(10):
             cv2.waitKey(20)
         print(json.dumps({"found": bool(found)}), flush=True)
+        # Keep HighGUI's event loop turning while the test grabs the screen: on a loaded
+        # machine the first paint can come after the window is found.
+        while not select.select([sys.stdin], [], [], 0.0)[0]:
+            cv2.waitKey(20)
         sys.stdin.readline()
     finally:
         cv2.destroyWindow(title)
