@@ -12,6 +12,7 @@ import json
 import select
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -70,7 +71,8 @@ def smoke() -> dict:
     try:
         cv2.imshow(title, red)
         found = ""
-        for _ in range(50):
+        deadline = time.monotonic() + 15.0  # generous: a loaded CI machine is slow to map it
+        while time.monotonic() < deadline:
             cv2.waitKey(20)
             found = subprocess.run(["xdotool", "search", "--name", title],
                                    capture_output=True, text=True).stdout.strip()

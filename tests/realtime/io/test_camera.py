@@ -169,7 +169,7 @@ def test_xvfb_window_is_visible_to_xdotool_and_screenshots(xvfb_display, tmp_pat
     red_px, shot = 0, None
     try:
         found = json.loads(probe.stdout.readline() or "{}").get("found")
-        for attempt in range(10 if found else 0):  # the first paint may lag on a loaded machine
+        for attempt in range(20 if found else 0):  # the first paint may lag on a loaded machine
             shot = cv2.imread(xvfb_display.screenshot(str(tmp_path / f"screen{attempt}.png")))
             red_px = int(np.all(shot == (0, 0, 255), axis=2).sum())
             if red_px >= 160 * 120:
