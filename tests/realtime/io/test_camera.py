@@ -166,13 +166,13 @@ def test_xvfb_window_is_visible_to_xdotool_and_screenshots(xvfb_display, tmp_pat
     probe = subprocess.Popen([sys.executable, "-m", "tests.realtime.app.window_probes", "smoke"],
                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    red_px, shot = 0, None
+    red_px, shot, picture_px = 0, None, 160 * 120  # the probe's red picture
     try:
         found = json.loads(probe.stdout.readline() or "{}").get("found")
         for attempt in range(20 if found else 0):  # the first paint may lag on a loaded machine
             shot = cv2.imread(xvfb_display.screenshot(str(tmp_path / f"screen{attempt}.png")))
             red_px = int(np.all(shot == (0, 0, 255), axis=2).sum())
-            if red_px >= 160 * 120:
+            if red_px >= picture_px:
                 break
             time.sleep(0.3)
         _, err = probe.communicate("done\n", timeout=60)
@@ -180,4 +180,4 @@ def test_xvfb_window_is_visible_to_xdotool_and_screenshots(xvfb_display, tmp_pat
         probe.kill()
     assert found, f"xdotool did not find the OpenCV window: {err[-1000:]}"
     assert shot.shape == (720, 1280, 3)
-    assert red_px >= 160 * 120
+    assert red_px >= picture_px
