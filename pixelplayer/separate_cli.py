@@ -237,8 +237,9 @@ def select_method(select_by: str, model) -> str:
 def _pick_name(model, index) -> str:
     if index is None:
         return "still picture, appearance kept"
-    names = model.instrument_names
-    return names[index] if names else f"instrument {index}"
+    from .synchrony import candidate_name
+
+    return candidate_name(index, model.instrument_names, model.instrument_features.shape[0])
 
 
 def write_stems(out_dir: Path, model, x, mix_t, frame_rgb, size) -> str:
