@@ -35,14 +35,14 @@ def player_rows(model, scene, skip: int) -> list[dict]:
     """Per player of one scene: {row: SDR (dB)} plus its instrument and its partner's."""
     from pixelplayer.eval import scene_grey_video
     from pixelplayer.metrics import sdr
-    from pixelplayer.separation import candidate_sounds, oracle_binary_mask, synchrony_weights
+    from pixelplayer.separation import oracle_binary_mask, separate_by_features, synchrony_weights
     from pixelplayer.synchrony import MOTION_FPS
 
     mix = torch.from_numpy(scene.mixture)[None]
     sources = torch.from_numpy(scene.sources)
     names = list(model.instrument_names)
     # The masks are linear in the STFT, so a blend's sound is the blend of its candidates' sounds.
-    candidates = candidate_sounds(model, mix).numpy()
+    candidates = separate_by_features(model, model.instrument_features[None], mix)[0].numpy()
     weights = synchrony_weights(model, mix, [tuple(c) for c in scene.centres],
                                 scene_grey_video(scene), MOTION_FPS, scene.size)
     ideal = oracle_binary_mask(sources[None], mix)[0].numpy()
@@ -50,7 +50,7 @@ def player_rows(model, scene, skip: int) -> list[dict]:
     for p, (inst, w) in enumerate(zip(scene.instruments, weights)):
         ref = scene.sources[p:p + 1, skip:]
         score = lambda est: float(sdr(ref, est[None, skip:])[0])  # noqa: E731
-        each = [score(c) for c in candidates[:len(names)]]  # the instrument features alone
+        each = [score(c) for c in candidates]
         rows.append({"instrument": inst, "partner": scene.instruments[1 - p],
                      "mixture": score(scene.mixture),
                      "synchrony": float("nan") if w is None else score(np.tensordot(w, candidates, 1)),

@@ -237,9 +237,8 @@ def select_method(select_by: str, model) -> str:
 def _pick_name(model, index) -> str:
     if index is None:
         return "still picture, appearance kept"
-    from .synchrony import candidate_name
-
-    return candidate_name(index, model.instrument_names, model.instrument_features.shape[0])
+    names = model.instrument_names
+    return names[index] if names else f"instrument {index}"
 
 
 def write_stems(out_dir: Path, model, x, mix_t, frame_rgb, size) -> str:

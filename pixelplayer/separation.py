@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from . import dsp, synchrony
 from .clusters import Clusters, find_sources
-from .config import CLICK_POOL, FRAME_SIZE, HEAT_BANDS, N_WARPED
+from .config import CLICK_POOL, FRAME_SIZE, HEAT_BANDS
 from .model import PixelPlayer, apply_mask, neighbourhood_max
 from .streaming import streaming_logits
 
@@ -44,17 +44,6 @@ def separate_by_features(model: PixelPlayer, feats: torch.Tensor, mix: torch.Ten
     sound = model.audio_features(_padded_mag(dsp.magnitude(real, imag), model.time_multiple))
     logits = model.net_synth(feats, sound)
     return masked_istft(model.mask_from_logits(logits)[..., :t], real, imag, mix.shape[-1])
-
-
-@torch.no_grad()
-def candidate_sounds(model: PixelPlayer, mix: torch.Tensor) -> torch.Tensor:
-    """The sounds of the synchrony candidates (`synchrony.with_complements`' order): mix
-    `(1, S)` -> `(2C, S)`, each instrument feature's sound, then the mixture less it (the
-    STFT is linear, so a blend's sound is the blend of these)."""
-    each = separate_by_features(model, model.instrument_features[None], mix)[0]
-    real, imag = dsp.stft(mix)
-    whole = masked_istft(torch.ones(1, 1, N_WARPED, real.shape[-1]), real, imag, mix.shape[-1])[0]
-    return torch.cat([each, whole - each])
 
 
 @torch.no_grad()
@@ -111,9 +100,9 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
 
     frames `(1, 3, Tf, H, W)` (appearance), mix `(1, S)`, clicks [(x, y)] in the picture's
     own pixels of size (W, H), grey `(Tv, h, w)` uint8 video frames over the same span as
-    the mix (any scale), fps their rate -> (sounds `(1, P, S)`, per click the candidate
-    (`synchrony.candidate_feature`) of its heaviest blend weight, or None where appearance
-    was kept). window: the masks (always from the Hann spectrum) are applied to the mixture
+    the mix (any scale), fps their rate -> (sounds `(1, P, S)`, per click the index into
+    `model.instrument_features` of its heaviest blend weight, or None where appearance was
+    kept). window: the masks (always from the Hann spectrum) are applied to the mixture
     analysed and resynthesised with this `dsp.window_pair`, as the live graph does.
     """
     real, imag = dsp.stft(mix)
@@ -141,8 +130,7 @@ def separate_by_synchrony(model: PixelPlayer, frames: torch.Tensor, mix: torch.T
 def synchrony_weights(model: PixelPlayer, mix: torch.Tensor, clicks, grey: np.ndarray,
                       fps: float, size: tuple[int, int]) -> list:
     """The blend `separate_by_synchrony` hears per click: mix `(1, S)`, the rest as there
-    -> per click weights `(2C,)` over the candidates (`synchrony.with_complements`' order;
-    summing to 1), or None
+    -> per click weights `(C,)` over `model.instrument_features` (summing to 1), or None
     where the picture under the click is still (appearance kept)."""
     real, imag = dsp.stft(mix)
     mag = dsp.magnitude(real, imag)
@@ -151,15 +139,11 @@ def synchrony_weights(model: PixelPlayer, mix: torch.Tensor, clicks, grey: np.nd
 
 
 def _synchrony_blends(model, mag, sound, clicks, grey, fps, size) -> tuple[torch.Tensor, list]:
-    """(candidate masks `(2C, 256, T)` (`synchrony.with_complements`), per click blend
-    weights `(2C,)` or None)."""
+    """(candidate masks `(C, 256, T)`, per click blend weights `(C,)` or None)."""
     t = mag.shape[-1]
-    own = synchrony.candidate_masks(model, model.instrument_features, sound)
-    candidates = synchrony.with_complements(own)
-    mixture = (dsp.warp(mag) ** 2).sum(dim=1)[0].cpu().numpy()  # (T,)
-    energies = synchrony.complement_energies(
-        synchrony.candidate_energies(own, mag).cpu().numpy(), mixture)
-    shares = energies.sum(axis=1) / float(mixture.sum())
+    candidates = synchrony.candidate_masks(model, model.instrument_features, sound)
+    energies = synchrony.candidate_energies(candidates, mag).cpu().numpy()
+    shares = energies.sum(axis=1) / float((dsp.warp(mag) ** 2).sum())
     levels = synchrony.candidate_levels(energies, synchrony.frame_bins(t, grey.shape[0], fps),
                                         grey.shape[0])
     sx, sy = grey.shape[2] / size[0], grey.shape[1] / size[1]

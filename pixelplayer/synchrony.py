@@ -10,11 +10,8 @@ falls with the motion under the click:
 
   motion     mean absolute frame difference in a square around the click, per video frame
              (`frame_changes`, `square_motion`);
-  candidate  each instrument feature separates the mixture (mask m), and the rest of the
-             mixture that it leaves is a candidate too (mask 1 - m, `with_complements`): a
-             quiet player whose own feature separates next to nothing is what the loud
-             player's feature leaves. Its loudness per video frame in dB, floored
-             LEVEL_RANGE_DB below its loudest frame (`candidate_levels`);
+  candidate  each instrument feature separates the mixture; its loudness per video frame in
+             dB, floored LEVEL_RANGE_DB below its loudest frame (`candidate_levels`);
   score      each candidate's correlation of loudness with the motion under the click, less
              CONTRAST times its correlation with the motion elsewhere in the picture (a
              candidate that passes the whole mixture follows every player; the right one
@@ -112,38 +109,6 @@ def frame_bins(n_stft: int, n_video: int, fps: float, sr: int = SAMPLE_RATE) -> 
     [k/fps, (k+1)/fps)."""
     k = np.floor(np.arange(n_stft) * HOP / sr * fps).astype(np.int64)
     return np.where(k < n_video, k, -1)
-
-
-def with_complements(masks: torch.Tensor) -> torch.Tensor:
-    """Each instrument feature's mask `(C, 256, T)` and what it leaves of the mixture ->
-    the candidates' masks `(2C, 256, T)`: m_0 .. m_{C-1}, then 1 - m_0 .. 1 - m_{C-1}."""
-    return torch.cat([masks, 1.0 - masks])
-
-
-def complement_energies(energies: np.ndarray, mixture: np.ndarray) -> np.ndarray:
-    """Each instrument feature's separated energy `(C, n)` (per STFT frame or per chunk)
-    and the mixture's over the same spans `(n,)` -> the candidates' energies `(2C, n)`
-    (`with_complements`' order). A complement's energy is the mixture's less its
-    feature's, the power the feature leaves: the live graph gives only sum((m |S|)^2)
-    per candidate, not the cross term sum((1 - m)^2 |S|^2) would need, and offline and
-    live must read the same quantity."""
-    energies = np.asarray(energies, np.float64)
-    rest = np.maximum(np.asarray(mixture, np.float64)[None] - energies, 0.0)
-    return np.concatenate([energies, rest])
-
-
-def candidate_feature(index: int, n_features: int) -> tuple[int, bool]:
-    """A candidate's index in `with_complements`' order -> (the instrument feature it
-    comes from, whether it is that feature's complement)."""
-    return index % n_features, index >= n_features
-
-
-def candidate_name(index: int, names, n_features: int) -> str:
-    """What a candidate is heard as: its instrument's name (or 'instrument i'), or 'all
-    but' it for a complement."""
-    feature, rest = candidate_feature(index, n_features)
-    name = names[feature] if feature < len(names) else f"instrument {feature}"
-    return f"all but {name}" if rest else name
 
 
 @torch.no_grad()

@@ -55,14 +55,13 @@ import numpy as np
 from engines.base import EngineSpec, check_compatible, to_numpy
 from engines.graphs import select_cells
 from pixelplayer import dsp
-from pixelplayer.synchrony import candidate_feature
 from pixelplayer.config import CLICK_POOL, HOP, SAMPLE_RATE
 
 from realtime.streaming.heatmap import BandHistory, HeatAverage
 from realtime.streaming.fade import MIX, SourceFader
 from realtime.streaming.overlap import ContextWindow, OverlapAdd
 from realtime.streaming.selection import Selection, cell_center
-from realtime.streaming.synchrony import Blend, chunk_mixture_energy, mixture_frames, with_candidate_rows
+from realtime.streaming.synchrony import Blend, chunk_mixture_energy, with_candidate_rows
 from realtime.streaming.vision import VisualState
 
 __all__ = ["StreamingSeparator", "algorithmic_latency"]
@@ -80,8 +79,8 @@ def _cells_of(source) -> tuple:
 
 
 def _sound_of(source, frames: list) -> np.ndarray:
-    """A source's frame `(H, 1022)` from its candidates' or cells' frames: a cell set's
-    sum, a blend's weighted mean."""
+    """A source's frame `(H, 1022)` from its features' frames: a cell set's sum, a blend's
+    weighted mean."""
     if isinstance(source, Blend):
         weights = np.asarray(source.weights, np.float32) / sum(source.weights)
         return np.tensordot(weights, np.stack(frames), axes=1)
@@ -331,10 +330,7 @@ class StreamingSeparator:
             frames, heat = self._separate(window, visual, feats, [f for _, f in stems])
             i = 0
             for source, f in zip(sources, feats):
-                part = frames[i:i + len(f)]
-                if isinstance(source, Blend):
-                    part = self._candidate_frames(source, part, window)
-                outputs[source] = self._fader.ola(source).feed(_sound_of(source, part))
+                outputs[source] = self._fader.ola(source).feed(_sound_of(source, frames[i:i + len(f)]))
                 i += len(f)
             self._feed_stems(stems, frames[i:i + len(stems)])
             cells = visual.grid[0] * visual.grid[1]
@@ -366,19 +362,8 @@ class StreamingSeparator:
         """The features `(n, K)` whose sounds make `source` (a cell's click feature, or a
         blend's instrument features)."""
         if isinstance(source, Blend):
-            n = len(self.synchrony.features)
-            return self.synchrony.features[[candidate_feature(i, n)[0] for i in source.indices]]
+            return self.synchrony.features[list(source.indices)]
         return select_cells(visual.click, np.asarray([_cells_of(source)], np.int64))[0]
-
-    def _candidate_frames(self, blend: Blend, frames: list, window) -> list:
-        """The blend's candidates' frames from their features' (`_features_of`): a
-        complement's is the mixture's (`mixture_frames`) less its feature's."""
-        n = len(self.synchrony.features)
-        rest = [candidate_feature(i, n)[1] for i in blend.indices]
-        if not any(rest):
-            return frames
-        whole = mixture_frames(window, self.spec)
-        return [whole - f if r else f for f, r in zip(frames, rest)]
 
     def _track_candidates(self, window, heat_rows) -> None:
         """Hand this chunk's candidate energies, the mixture's over the same frames and

@@ -26,8 +26,7 @@ import torch
 from pixelplayer import dsp, synchrony
 from pixelplayer.config import HOP, N_FFT
 
-__all__ = ["SPAN_S", "Blend", "SynchronyTracker", "chunk_mixture_energy", "mixture_frames",
-           "with_candidate_rows"]
+__all__ = ["SPAN_S", "Blend", "SynchronyTracker", "chunk_mixture_energy", "with_candidate_rows"]
 
 # Seconds of past a pick reads: more past, steadier picks. Chosen on 30 s validation takes
 # of the broad world (docs/MODEL.md, "A longer past for live picks"), which cannot tell
@@ -44,8 +43,8 @@ WEIGHT_STEP = 0.01
 
 @dataclass(frozen=True)
 class Blend:
-    """A selection heard as a blend of synchrony candidates: their indices (an instrument
-    feature or its complement, `synchrony.candidate_feature`), heaviest first, and weights (rounded to WEIGHT_STEP; the separator divides by their sum)."""
+    """A selection heard as a blend of the model's instrument features: their indices,
+    heaviest first, and weights (rounded to WEIGHT_STEP; the separator divides by their sum)."""
 
     indices: tuple
     weights: tuple
@@ -136,22 +135,20 @@ class SynchronyTracker:
         motion = synchrony.square_motion(change, x * w, y * h, synchrony.motion_half(h, w),
                                          np.array([s for _, _, s in frames[1:]]))
         chunk_t = np.array([t for t, _, _ in self._chunks])
-        mixture = np.array([m for _, _, m in self._chunks])
-        energies = synchrony.complement_energies(
-            np.stack([e for _, e, _ in self._chunks], axis=1), mixture)  # (2C, n)
+        energies = np.stack([e for _, e, _ in self._chunks], axis=1)  # (C, n)
+        mixture = sum(m for _, _, m in self._chunks)
         bins = np.searchsorted(times, chunk_t, side="right") - 1  # the frame shown then
         bins = np.where(chunk_t < times[-1] + self.period, bins, -1)
         levels = synchrony.candidate_levels(energies, bins, len(times))
-        shares = energies.sum(axis=1) / max(float(mixture.sum()), 1e-12)
+        shares = energies.sum(axis=1) / max(mixture, 1e-12)
         best, score = synchrony.choose(motion, levels, shares)
         return None if best is None else Blend.from_weights(synchrony.blend_weights(score))
 
     def name(self, index: int | None) -> str:
-        """What a pick (a candidate index, `synchrony.with_complements`' order) is called:
-        its name or 'instrument i', 'all but' it for a complement, 'appearance' for None."""
+        """What a pick is called: its name, 'instrument i', or 'appearance' for None."""
         if index is None:
             return "appearance"
-        return synchrony.candidate_name(index, self.names, len(self.features))
+        return self.names[index] if index < len(self.names) else f"instrument {index}"
 
 
 def with_candidate_rows(cells: np.ndarray, features: np.ndarray, max_rows: int) -> np.ndarray | None:
@@ -178,14 +175,3 @@ def chunk_mixture_energy(window: np.ndarray, spec) -> tuple[float, float]:
     real, imag = dsp.stft(seg[None], center=False)
     energy = float((dsp.warp(dsp.magnitude(real, imag)) ** 2).sum())
     return energy, first * HOP + (spec.hop_frames - 1) * HOP / 2 + N_FFT / 2
-
-
-def mixture_frames(window: np.ndarray, spec) -> np.ndarray:
-    """The separate graph's output frames `(H, 1022)` for a mask of ones on `window`, i.e.
-    the mixture itself in the frames_out layout (analysis times synthesis window): what a
-    complement candidate's frame is taken from (the mixture's less its feature's)."""
-    analysis, synthesis = dsp.window_pair(spec.window)
-    first = spec.context_frames - spec.lookahead - spec.hop_frames
-    starts = (first + np.arange(spec.hop_frames)) * HOP
-    segs = np.stack([window[s:s + N_FFT] for s in starts])
-    return (segs * (analysis * synthesis)).astype(np.float32)

@@ -52,37 +52,6 @@ def test_frame_bins_and_levels():
     assert not synchrony.candidate_levels(energies, np.full(4, -1), 3).any()
 
 
-def test_complements_hear_a_quiet_player_no_feature_separates():
-    masks = torch.rand(3, 256, 5)
-    both = synchrony.with_complements(masks)
-    assert both.shape == (6, 256, 5) and torch.equal(both[:3], masks) and torch.allclose(both[3:], 1 - masks)
-    energies = np.array([[4.0, 1.0], [0.5, 3.0], [0.0, 0.0]])
-    rest = synchrony.complement_energies(energies, np.array([5.0, 2.0]))
-    assert rest.shape == (6, 2) and np.array_equal(rest[:3], energies)
-    assert rest[3:].tolist() == [[1.0, 1.0], [4.5, 0.0], [5.0, 2.0]]  # the mixture less each, >= 0
-    assert synchrony.candidate_feature(4, 3) == (1, True) and synchrony.candidate_feature(1, 3) == (1, False)
-    assert synchrony.candidate_name(5, ("a", "b", "c"), 3) == "all but c"
-    assert synchrony.candidate_name(1, (), 3) == "instrument 1"
-    # A loud player A (candidate 0 follows it) and a quiet player B that no feature
-    # separates, each as loud as its picture moves: a click on B hears what candidate 0 leaves.
-    rng = np.random.default_rng(0)
-    n = 60
-    video = np.full((n, 90, 120), 60, np.uint8)
-    video[:, 30:50, 10:30] = rng.integers(60, 200, size=(n, 1, 1))
-    video[:, 30:50, 90:110] = rng.integers(60, 200, size=(n, 1, 1))
-    change = synchrony.frame_changes(video)
-    at_a, at_b = (synchrony.square_motion(change, x, 40, 15) for x in (20, 100))
-    loud_a = 10.0 ** (1.0 + np.concatenate([[0.0], at_a[0] / at_a[0].max()]))
-    loud_b = 10.0 ** (0.0 + np.concatenate([[0.0], at_b[0] / at_b[0].max()]))
-    energies = np.stack([0.95 * loud_a, np.full(n, 0.01), rng.uniform(0.001, 0.002, n)])
-    candidates = synchrony.complement_energies(energies, loud_a + loud_b)
-    levels = synchrony.candidate_levels(candidates, np.arange(n), n)
-    shares = candidates.sum(1) / (loud_a + loud_b).sum()
-    own, _ = synchrony.choose(at_b, levels[:3], shares[:3])
-    rest, _ = synchrony.choose(at_b, levels, shares)
-    assert own == 0 and rest == 3, (own, rest)  # without complements B hears A
-
-
 def test_blend_weights_soften_close_scores():
     score = np.array([0.60, -np.inf, 0.10, 0.59])
     w = synchrony.blend_weights(score)
@@ -146,7 +115,7 @@ def test_default_model_picks_each_player_by_its_motion(default_model):
     still video keeps the appearance features."""
     from pixelplayer.eval import scene_frames, scene_grey_video
     from pixelplayer.metrics import sdr
-    from pixelplayer.separation import candidate_sounds, separate_by_synchrony, synchrony_weights
+    from pixelplayer.separation import separate_by_features, separate_by_synchrony, synchrony_weights
 
     gains, distinct = [], 0
     for seed in range(3, 8):
@@ -163,7 +132,7 @@ def test_default_model_picks_each_player_by_its_motion(default_model):
         assert [int(np.argmax(w)) for w in weights] == picks
         if seed == 3:  # a blend's sound is the blend of its candidates' sounds (the STFT is
             # linear), which benchmarks/bench_melodic_oracle.py relies on
-            each = candidate_sounds(default_model, mix)
+            each = separate_by_features(default_model, default_model.instrument_features[None], mix)[0]
             blended = torch.stack([torch.from_numpy(w).float() @ each for w in weights])
             assert torch.allclose(blended, est[0], atol=1e-4)
             # the same masks through the live graph's asymmetric window pair: same picks,

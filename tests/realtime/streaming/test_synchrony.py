@@ -24,14 +24,12 @@ def test_tracker_picks_as_the_offline_rule_on_the_same_past():
         tracker.push_chunk(energies[:, k], float(energies[:, k].sum()), (k + 0.5) / fps)
     offline_motion = synchrony.square_motion(synchrony.frame_changes(grey), 20, 30,
                                              synchrony.MOTION_HALF_PX * 60 // 224)
-    candidates = synchrony.complement_energies(energies, energies.sum(0))  # (6, n)
-    levels = synchrony.candidate_levels(candidates, np.arange(n), n)
-    expected, score = synchrony.choose(offline_motion, levels, candidates.sum(1) / energies.sum())
+    levels = synchrony.candidate_levels(energies, np.arange(n), n)
+    expected, score = synchrony.choose(offline_motion, levels, energies.sum(1) / energies.sum())
     blend = tracker.pick(20 / 80, 30 / 60)
     assert expected == 2 and blend.indices[0] == 2
     assert blend == Blend.from_weights(synchrony.blend_weights(score))
     assert tracker.name(2) == "c" and tracker.name(None) == "appearance"
-    assert tracker.name(4) == "all but b"
     # Frames faster than the motion rate are thinned; the past is bounded.
     short = SynchronyTracker(np.eye(3, 4, dtype=np.float32), span_s=1.0)
     for k in range(120):
@@ -56,33 +54,9 @@ def test_a_pick_still_hears_a_player_who_paused_for_ten_seconds():
         for k in range(level.size):
             tracker.push_frame(grey[k], k / fps)
             tracker.push_chunk(energies[:, k], float(energies[:, k].sum()), (k + 0.5) / fps)
-    # Candidate 1, or what another feature leaves of the mixture (mostly candidate 1).
-    assert default.pick(10 / 40, 15 / 30).indices[0] in (1, 3, 5)
+    assert default.pick(10 / 40, 15 / 30).indices[0] == 1
     assert short.pick(10 / 40, 15 / 30) is None
     assert default.frames_kept == pytest.approx(30 * fps, abs=2) and short.frames_kept == pytest.approx(8 * fps, abs=2)
-
-
-def test_mixture_frames_are_the_graphs_frames_under_a_mask_of_ones():
-    import torch
-
-    from engines.base import EngineSpec
-    from engines.graphs import SeparateGraph
-    from pixelplayer.config import ModelConfig
-    from pixelplayer.model import PixelPlayer
-    from realtime.streaming.synchrony import mixture_frames
-
-    for window, lookahead in (("asymmetric", 0), ("hann", 2)):
-        spec = EngineSpec(context_frames=128, hop_frames=4, lookahead=lookahead, window=window)
-        model = PixelPlayer(ModelConfig(k=8, frame_width=8, audio_ngf=8))
-        graph = SeparateGraph(model, 128, 4, lookahead, window=window)
-        audio = np.random.default_rng(2).normal(size=graph.samples).astype(np.float32)
-        x = torch.from_numpy(audio)[None]
-        real, imag, _ = graph._spectrum(x)
-        re, im = graph._out_spectrum(x, real, imag, slice(graph.first, graph.first + 4))
-        ones = torch.matmul(torch.ones(1, 1, 4, 256), graph.unwarp_t)  # the graph's unwarped mask
-        frames = torch.matmul(torch.cat([re * ones, im * ones], dim=-1), graph.synthesis)[0, 0]
-        assert np.allclose(mixture_frames(audio, spec), frames.numpy(), atol=1e-4), window
-        assert spec.context_samples == graph.samples
 
 
 def test_tracker_interpolates_frames_between_chunks():
